@@ -1,0 +1,1132 @@
+"""`make bench`: the notes service at realistic size, measured against its own floor.
+
+Starts `notes serve` on a fresh store (SQLite in a temporary directory by default, or a fresh
+schema of the PostgreSQL database named by --database-url), loads --notes notes through the
+store's bulk path, then drives load over loopback: h2load for gRPC (one prepared request per
+scenario, each checked once with a real gRPC client first, since h2load cannot read grpc-status
+trailers) and wrk for the HTTP gateway. The floor is grpc.health.v1.Health/Check on the same
+server in the same run; every other row is also given as a ratio to it. A second, small store
+(--small-notes) gives the latency of GetNote and ListNotes at 10k notes for comparison.
+
+Prints one table and writes it, with server RSS and database size, to --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ORG = "org_bench"
+TARGETS_DOC = "docs/benchmarks.md"
+
+
+# --- tools ------------------------------------------------------------------------------
+
+
+def ensure_tools(profile: bool) -> None:
+    """h2load and wrk come from Debian packages; installed here when missing."""
+    missing = [
+        pkg
+        for tool, pkg in (("h2load", "nghttp2-client"), ("wrk", "wrk"))
+        if not shutil.which(tool)
+    ]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        print(f"installing {' '.join(missing)} with apt-get", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    if profile and not (BIN / "py-spy").exists():
+        subprocess.run([str(BIN / "pip"), "install", "--quiet", "py-spy"], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "unknown"
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    return {
+        "cpus": str(os.cpu_count()),
+        "memory": mem,
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "h2load": _version(["h2load", "--version"]),
+        "wrk": " ".join(_version(["wrk", "-v"]).split()[:2]),
+    }
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "missing"
+    return (out.stdout + out.stderr).strip().splitlines()[0] if (out.stdout + out.stderr) else ""
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    url: str
+    kind: str
+    path: Path | None = None  # the SQLite file
+    schema: str = ""
+    admin_url: str = ""
+    notes: int = 0
+    load_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, object] = field(default_factory=dict)
+
+    def size_bytes(self) -> int:
+        if self.path is not None:
+            return sum(
+                p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file()
+            )
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(format('%%I.%%I', schemaname, "
+                "tablename)::regclass)), 0) FROM pg_tables WHERE schemaname = %s",
+                (self.schema,),
+            ).fetchone()
+        return int(row[0])
+
+    def drop(self) -> None:
+        if self.schema:
+            import psycopg
+
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+
+def make_store(database_url: str, workdir: Path, name: str) -> Store:
+    if not database_url or database_url.startswith("sqlite"):
+        path = workdir / f"{name}.db"
+        return Store(f"sqlite:///{path}", "sqlite", path=path)
+    import psycopg
+
+    schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in database_url else "?"
+    return Store(
+        f"{database_url}{sep}schema={schema}", "postgres", schema=schema, admin_url=database_url
+    )
+
+
+def load_store(store: Store, notes: int, subjects: int) -> Store:
+    """Bulk-loads the store in this process, then picks what the scenarios aim at."""
+    from server.store import bulk, db, migrations
+    from server.store import repository as repo
+    from server.store.models import NoteRow
+
+    engine = db.open_database(store.url, pool_size=2)
+    try:
+        migrations.migrate(engine)
+        last = [time.perf_counter()]
+
+        def progress(done: int, total: int) -> None:
+            if time.perf_counter() - last[0] > 10 or done == total:
+                last[0] = time.perf_counter()
+                print(f"  loaded {done:,}/{total:,} notes", flush=True)
+
+        data = bulk.load(ORG, notes, subjects=subjects, progress=progress)
+        store.notes = notes
+        store.load_seconds = data.seconds
+        store.phases = data.phases
+        hot = data.hot[0]
+        hot_ids = {s.id for s in data.hot}
+        with repo.reading():
+            mid = (data.first_number + data.last_number) // 2
+            note = (
+                NoteRow.select(NoteRow.id, NoteRow.number)
+                .where((NoteRow.number >= mid) & NoteRow.delete_time.is_null())
+                .order_by(NoteRow.number)
+                .first()
+            )
+            # ShelfCycle reads only notes about a customer, supplier or product.
+            shelf = (
+                NoteRow.select(NoteRow.id)
+                .where(
+                    (NoteRow.number >= mid)
+                    & NoteRow.delete_time.is_null()
+                    & (NoteRow.subject_type == "customer")
+                )
+                .order_by(NoteRow.number)
+                .first()
+            )
+            orders = engine.database.execute_sql(
+                "SELECT subject_id, count(*) FROM notes WHERE org = {} AND subject_type = "
+                "'order' GROUP BY subject_id".format("%s" if engine.is_postgres else "?"),
+                (ORG,),
+            ).fetchall()
+            cold = sorted(((n, sid) for sid, n in orders if sid not in hot_ids), key=lambda x: x[0])
+            numeric = [sid for _, sid in cold if sid.isdigit()]
+            uuids = [sid for _, sid in cold if not sid.isdigit()]
+            counts = {sid: n for n, sid in cold}
+            customer = engine.database.execute_sql(
+                "SELECT external_id FROM subjects WHERE org = {0} AND type = 'customer' "
+                "AND external_id LIKE {0} ORDER BY external_id LIMIT 1".format(
+                    "%s" if engine.is_postgres else "?"
+                ),
+                (ORG, "cus_0%"),
+            ).fetchone()[0]
+        # A typical order of each kind, the median by note count, to read; writes go to the
+        # next one, so that the lists read stay the same size over the rounds.
+        woo, woo_post = numeric[len(numeric) // 2], numeric[len(numeric) // 2 + 1]
+        newstore, newstore_post = uuids[len(uuids) // 2], uuids[len(uuids) // 2 + 1]
+        store.targets = {
+            "hot": hot,
+            "hot_size": data.hot_size,
+            "note_id": note.id,
+            "note_number": note.number,
+            "shelf_note_id": shelf.id,
+            "cold_customer": customer,
+            "woo_order": woo,
+            "woo_notes": counts[woo],
+            "woo_post_order": woo_post,
+            "newstore_post_order": newstore_post,
+            "newstore_order": newstore,
+            "newstore_notes": counts[newstore],
+            "word": data.search_word,
+            "phrase": data.search_phrase,
+        }
+    finally:
+        db.close()
+    return store
+
+
+def credentials_for(store: Store, jwt_secret: str) -> dict[str, str]:
+    from server.service import credentials
+    from server.store import db, migrations
+
+    engine = db.open_database(store.url, pool_size=2)
+    try:
+        migrations.migrate(engine)
+        key = credentials.create_key(
+            ORG, "user_1", "Bench User", ["notes:read", "notes:write"], "benchmark"
+        )
+    finally:
+        db.close()
+    token = credentials.mint_token(
+        jwt_secret, ORG, "user_1", ["notes:read", "notes:write"], 24 * 3600, "Bench User"
+    )
+    return {"key_id": key.key_id, "secret": key.secret, "jwt": token}
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    grpc_port: int
+    http_port: int
+    pids: list[int]
+    log_path: Path
+    workers: int
+
+    def rss_kb(self) -> dict[int, int]:
+        out = {}
+        for pid in self.pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        out[pid] = int(line.split()[1])
+        return out
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size
+
+    def codes_since(self, offset: int) -> dict[str, int]:
+        """gRPC status codes in the server's access log since offset, by method and code."""
+        counts: dict[str, int] = {}
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            for raw in f:
+                if not raw.startswith(b'{"method"'):
+                    continue
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(raw)
+                    key = f"{entry['method'].rsplit('/', 1)[-1]}:{entry['code']}"
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(store: Store, workers: int, jwt_secret: str, workdir: Path) -> Server:
+    grpc_port, http_port = free_port(), free_port()
+    log_path = workdir / f"server-{store.kind}-{store.notes}-w{workers}.log"
+    env = {
+        **os.environ,
+        "NOTES_DATABASE_URL": store.url,
+        "NOTES_JWT_SECRET": jwt_secret,
+        "NOTES_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+        "NOTES_HTTP_ADDR": f"127.0.0.1:{http_port}",
+        "NOTES_PUBLIC_BASE_URL": "https://shop.example.com",
+        "NOTES_APP_BASE_URL": "https://app.example.com",
+        "PYTHONUNBUFFERED": "1",
+    }
+    start = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(BIN / "notes"), "serve", "--workers", str(workers)],
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    deadline = time.monotonic() + 120
+    pids: list[int] = []
+    while time.monotonic() < deadline and len(pids) < workers:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited:\n" + log_path.read_text()[-3000:])
+        pids = []
+        with log_path.open("rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").splitlines()
+        for line in lines:
+            if '"event": "serving"' in line:
+                pids.append(json.loads(line)["pid"])
+        time.sleep(0.1)
+    if len(pids) < workers:
+        process.kill()
+        raise RuntimeError("the server did not start:\n" + log_path.read_text()[-3000:])
+    if workers > 1:
+        pids = [process.pid, *pids]
+    return Server(process, grpc_port, http_port, pids, log_path, workers)
+
+
+# --- scenarios --------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    kind: str  # "grpc" or "http"
+    path: str
+    payload: bytes = b""  # serialized request (gRPC) or body (HTTP)
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    unique_header: str = ""  # an HTTP header that must differ per request
+    note: str = ""
+    missing: str = ""  # why the row could not run
+    connections: int = 0  # 0: --connections
+
+
+def grpc_frame(message) -> bytes:
+    data = message.SerializeToString()
+    return b"\x00" + struct.pack(">I", len(data)) + data
+
+
+def grpc_scenarios(store: Store, creds: dict[str, str], deep_token: str) -> list[Scenario]:
+    from grpc_health.v1 import health_pb2
+    from notes.v1 import notes_pb2 as pb
+
+    from server.rpc.convert import ref_out
+
+    t = store.targets
+    hot = ref_out(t["hot"])
+    auth = {"authorization": f"Bearer {creds['secret']}"}
+    svc = "/notes.v1.NotesService/"
+    create = pb.CreateNoteRequest(
+        note=pb.Note(
+            subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id=t["cold_customer"]),
+            title="Call with Marta",
+            body="Marta asked for a quote on 40 units, delivery by Friday.",
+            tags=["quote", "follow-up"],
+        )
+    )
+    word, phrase = t["word"], f'"{t["phrase"]}"'
+    return [
+        Scenario(
+            "floor: Health/Check",
+            "grpc",
+            "/grpc.health.v1.Health/Check",
+            grpc_frame(health_pb2.HealthCheckRequest()),
+            "POST",
+            auth,
+        ),
+        Scenario(
+            "GetNote",
+            "grpc",
+            svc + "GetNote",
+            grpc_frame(pb.GetNoteRequest(id=t["note_id"])),
+            "POST",
+            auth,
+        ),
+        Scenario("CreateNote", "grpc", svc + "CreateNote", grpc_frame(create), "POST", auth),
+        Scenario(
+            "ListNotes, hot subject, page 1",
+            "grpc",
+            svc + "ListNotes",
+            grpc_frame(pb.ListNotesRequest(subject=hot)),
+            "POST",
+            auth,
+            note=f"{t['hot_size']:,} notes on the subject, 50 a page",
+        ),
+        Scenario(
+            "ListNotes, hot subject, page 51",
+            "grpc",
+            svc + "ListNotes",
+            grpc_frame(pb.ListNotesRequest(subject=hot, page_token=deep_token)),
+            "POST",
+            auth,
+            note="by page_token after 50 pages",
+        ),
+        Scenario(
+            f"search: {word}",
+            "grpc",
+            svc + "ListNotes",
+            grpc_frame(pb.ListNotesRequest(query=word)),
+            "POST",
+            auth,
+        ),
+        Scenario(
+            f"search: {phrase}",
+            "grpc",
+            svc + "ListNotes",
+            grpc_frame(pb.ListNotesRequest(query=phrase)),
+            "POST",
+            auth,
+        ),
+    ]
+
+
+def http_scenarios(store: Store, creds: dict[str, str]) -> list[Scenario]:
+    t = store.targets
+    customer = t["hot"].id
+    jwt = {"authorization": f"Bearer {creds['jwt']}"}
+    key = {"authorization": f"Bearer {creds['secret']}"}
+    basic_value = base64.b64encode(f"{creds['key_id']}:{creds['secret']}".encode()).decode()
+    basic = {"authorization": f"Basic {basic_value}"}
+    js = {"content-type": "application/json"}
+    woo, ns = t["woo_order"], t["newstore_order"]
+    return [
+        Scenario(
+            "customer notes GET",
+            "http",
+            f"/admin/customers/{customer}/notes",
+            headers=jwt,
+            note=f"{t['hot_size']:,} notes, limit 50, with count",
+        ),
+        Scenario(
+            "customer notes POST",
+            "http",
+            f"/admin/customers/{t['cold_customer']}/notes",
+            json.dumps({"body": "Called about the invoice."}).encode(),
+            "POST",
+            {**jwt, **js},
+        ),
+        Scenario("ShelfCycle GET", "http", f"/api/v1/notes/{t['shelf_note_id']}", headers=key),
+        Scenario(
+            "ShelfCycle POST",
+            "http",
+            "/api/v1/notes",
+            json.dumps(
+                {
+                    "primarySubject": {"type": "customer", "id": t["cold_customer"]},
+                    "noteType": "EMAIL",
+                    "title": "Quote",
+                    "body": "Sent the quote by email.",
+                }
+            ).encode(),
+            "POST",
+            {**key, **js},
+            unique_header="Idempotency-Key",
+        ),
+        Scenario(
+            "WooCommerce GET",
+            "http",
+            f"/wp-json/wc/v3/orders/{woo}/notes",
+            headers=basic,
+            note=f"all {t['woo_notes']} notes of a typical order (no paging)",
+        ),
+        Scenario(
+            "WooCommerce POST",
+            "http",
+            f"/wp-json/wc/v3/orders/{t['woo_post_order']}/notes",
+            json.dumps({"note": "Order ok!!!"}).encode(),
+            "POST",
+            {**basic, **js},
+        ),
+        Scenario(
+            "NewStore GET",
+            "http",
+            f"/orders/{ns}/notes",
+            headers=key,
+            note=f"all {t['newstore_notes']} notes of a typical order (no paging)",
+        ),
+        Scenario(
+            "NewStore POST",
+            "http",
+            f"/orders/{t['newstore_post_order']}/notes",
+            json.dumps(
+                {
+                    "text": "Customer wants to cancel this order.",
+                    "source": "Author 117",
+                    "tags": ["cancel"],
+                }
+            ).encode(),
+            "POST",
+            {**key, **js},
+        ),
+    ]
+
+
+SINGLE_CLIENT = ("GetNote", "ListNotes, hot subject, page 1", "search")
+SINGLE_SUFFIX = " (1 client)"
+
+
+def with_single_client(scenarios: list[Scenario]) -> list[Scenario]:
+    """Each latency-sensitive read once more with a single client: latency without queueing."""
+    out = []
+    for s in scenarios:
+        out.append(s)
+        if s.kind == "grpc" and s.name.startswith(SINGLE_CLIENT):
+            out.append(dataclasses.replace(s, name=s.name + SINGLE_SUFFIX, connections=1))
+    return out
+
+
+def deep_page_token(server: Server, store: Store, creds: dict[str, str], pages: int) -> str:
+    """The token of page pages+1 of the hot subject, obtained by paging."""
+    import grpc
+    from notes.v1 import notes_pb2 as pb
+    from notes.v1 import notes_pb2_grpc as pb_grpc
+
+    from server.rpc.convert import ref_out
+
+    md = (("authorization", f"Bearer {creds['secret']}"),)
+    token = ""
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.NotesServiceStub(channel)
+        for _ in range(pages):
+            req = pb.ListNotesRequest(subject=ref_out(store.targets["hot"]), page_token=token)
+            token = stub.ListNotes(req, metadata=md, timeout=30).next_page_token
+            if not token:
+                raise RuntimeError(f"the hot subject has fewer than {pages + 1} pages")
+    return token
+
+
+def verify(server: Server, sc: Scenario) -> str:
+    """One call with a real client: '' if it succeeded, otherwise why not."""
+    if sc.kind == "grpc":
+        import grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            call = channel.unary_unary(sc.path)  # bytes in, bytes out
+            try:
+                reply = call(sc.payload[5:], metadata=tuple(sc.headers.items()), timeout=30)
+            except grpc.RpcError as e:
+                return f"gRPC {e.code().name}: {e.details()}"
+        if sc.path.endswith("ListNotes"):
+            from notes.v1 import notes_pb2 as pb
+
+            if not pb.ListNotesResponse.FromString(reply).notes:
+                return "the list is empty"
+        return ""
+    headers = dict(sc.headers)
+    if sc.unique_header:
+        headers[sc.unique_header] = "verify-" + uuid.uuid4().hex
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}{sc.path}",
+        data=sc.payload if sc.method == "POST" else None,
+        method=sc.method,
+        headers=headers,
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+            return ""
+    except urllib.error.HTTPError as e:
+        body = e.read()[:200].decode(errors="replace")
+        return f"HTTP {e.code} {body}"
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def search_matches(server: Server, creds: dict[str, str], query: str) -> int:
+    import grpc
+    from notes.v1 import notes_pb2 as pb
+    from notes.v1 import notes_pb2_grpc as pb_grpc
+
+    md = (("authorization", f"Bearer {creds['secret']}"),)
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        req = pb.ListNotesRequest(query=query, page_size=1, include_total_size=True)
+        return pb_grpc.NotesServiceStub(channel).ListNotes(req, metadata=md).total_size
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    failed: int  # transport errors and non-2xx
+    grpc_errors: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # cores busy during the run
+
+
+def run_h2load(server: Server, sc: Scenario, args, workdir: Path) -> Result:
+    data = workdir / "request.bin"
+    data.write_bytes(sc.payload)
+    log = workdir / "h2load.log"
+    log.unlink(missing_ok=True)
+    cmd = [
+        "h2load",
+        "-c",
+        str(sc.connections or args.connections),
+        "-m",
+        "1",
+        "-t",
+        "1",
+        "-D",
+        str(args.duration),
+        "--warm-up-time",
+        str(args.warmup),
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-d",
+        str(data),
+        "--log-file",
+        str(log),
+        f"http://127.0.0.1:{server.grpc_port}{sc.path}",
+    ]
+    for name, value in sc.headers.items():
+        cmd[1:1] = ["-H", f"{name}: {value}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration * 4 + 60)
+    text = out.stdout + out.stderr
+    m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", text)
+    reqs = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        text,
+    )
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if not (m and reqs and codes):
+        raise RuntimeError("h2load failed:\n" + text[-2000:])
+    durations = []
+    for line in log.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            durations.append(int(parts[2]))
+    durations.sort()
+    if os.environ.get("BENCH_DEBUG"):
+        print(f"    h2load log {len(durations)} entries, {reqs.group(4)} succeeded", flush=True)
+    non_2xx = int(codes.group(2)) + int(codes.group(3)) + int(codes.group(4))
+    failed = int(reqs.group(5)) + int(reqs.group(6)) + int(reqs.group(7)) + non_2xx
+    return Result(
+        rps=float(m.group(3)),
+        p50_ms=_pct(durations, 50) / 1000,
+        p99_ms=_pct(durations, 99) / 1000,
+        requests=int(reqs.group(4)),
+        failed=failed,
+    )
+
+
+def _pct(values: list[int], p: float) -> float:
+    if not values:
+        return float("nan")
+    return float(values[min(len(values) - 1, int(len(values) * p / 100))])
+
+
+_WRK_SCRIPT = """
+local counter = 0
+local prefix = "%(prefix)s-" .. tostring(math.random(1, 1e9)) .. "-"
+wrk.method = "%(method)s"
+wrk.body = %(body)s
+%(headers)s
+request = function()
+  counter = counter + 1
+  %(unique)s
+  return wrk.format(nil, nil, nil, nil)
+end
+"""
+
+
+def _lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def run_wrk(server: Server, sc: Scenario, args, workdir: Path) -> Result:
+    script = workdir / "wrk.lua"
+    headers = "\n".join(
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in sc.headers.items()
+    )
+    unique = (
+        f"wrk.headers[{_lua_string(sc.unique_header)}] = prefix .. counter"
+        if sc.unique_header
+        else ""
+    )
+    script.write_text(
+        _WRK_SCRIPT
+        % {
+            "prefix": uuid.uuid4().hex[:8],
+            "method": sc.method,
+            "body": _lua_string(sc.payload.decode()) if sc.payload else "nil",
+            "headers": headers,
+            "unique": unique,
+        }
+    )
+    url = f"http://127.0.0.1:{server.http_port}{sc.path}"
+    base = ["wrk", "-t", "1", "-c", str(args.connections), "-s", str(script), "--latency"]
+    if args.warmup:
+        subprocess.run([*base, "-d", f"{args.warmup}s", url], capture_output=True, timeout=120)
+    out = subprocess.run(
+        [*base, "-d", f"{args.duration}s", "--timeout", "10s", url],
+        capture_output=True,
+        text=True,
+        timeout=args.duration * 4 + 60,
+    )
+    text = out.stdout + out.stderr
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    if not (rps and total):
+        raise RuntimeError("wrk failed:\n" + text[-2000:])
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", text, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    failed = int(non2xx.group(1)) if non2xx else 0
+    if sock:
+        failed += sum(int(x) for x in sock.groups())
+    return Result(
+        rps=float(rps.group(1)),
+        p50_ms=_wrk_ms(lat.get("50", "nan")),
+        p99_ms=_wrk_ms(lat.get("99", "nan")),
+        requests=int(total.group(1)),
+        failed=failed,
+    )
+
+
+def _wrk_ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        return float("nan")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def _proc_cpu(pid: int | str, tick: int) -> float:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / tick
+    return 0.0
+
+
+def _database_cpu(tick: int) -> dict[str, float]:
+    """CPU seconds of each process of the local PostgreSQL server, if any."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    out[entry.name] = _proc_cpu(entry.name, tick)
+    return out
+
+
+def cpu_snapshot(pids: list[int]) -> dict:
+    """CPU seconds so far: the whole machine, the server processes, the database server, the
+    load tools (children of this process that have exited), and this process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    busy = (sum(fields) - fields[3] - fields[4]) / tick
+    server = sum(_proc_cpu(pid, tick) for pid in pids)
+    database = _database_cpu(tick)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    tools = children.ru_utime + children.ru_stime
+    own = me.ru_utime + me.ru_stime
+    return {
+        "wall": time.monotonic(),
+        "server": server,
+        "database": database,
+        "load tool": tools,
+        "other": busy - server - sum(database.values()) - tools - own,
+    }
+
+
+def run_scenario(server: Server, sc: Scenario, args, workdir: Path, profile_to: Path | None):
+    offset = server.log_offset()
+    spy = None
+    if profile_to is not None:
+        spy = subprocess.Popen(
+            [
+                str(BIN / "py-spy"),
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--gil",
+                "-d",
+                str(int(args.duration + args.warmup)),
+                "-o",
+                str(profile_to),
+                "--pid",
+                str(server.pids[-1]),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    runner = run_h2load if sc.kind == "grpc" else run_wrk
+    before = cpu_snapshot(server.pids)
+    result = runner(server, sc, args, workdir)
+    after = cpu_snapshot(server.pids)
+    # Database processes come and go (backends, autovacuum): count what each did meanwhile.
+    database = sum(v - before["database"].get(pid, 0.0) for pid, v in after["database"].items())
+    after["other"] -= database - (
+        sum(after["database"].values()) - sum(before["database"].values())
+    )
+    after["database"], before["database"] = database, 0.0
+    result.cpu = {k: round(after[k] - before[k], 2) for k in after if k != "wall"}
+    wall = after["wall"] - before["wall"]
+    result.cpu = {k: round(v / wall, 2) for k, v in result.cpu.items()}
+    if spy is not None:
+        spy.wait(timeout=60)
+    time.sleep(0.2)  # the last access-log lines
+    codes = server.codes_since(offset)
+    result.grpc_errors = {k: v for k, v in codes.items() if not k.endswith(":OK")}
+    return result
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    store: str
+    workers: int
+    name: str
+    results: list[Result] = field(default_factory=list)
+    note: str = ""
+    missing: str = ""
+
+    def median(self, attr: str) -> float:
+        values = [getattr(r, attr) for r in self.results]
+        return statistics.median(values) if values else float("nan")
+
+    def cpu(self, key: str) -> float:
+        values = [r.cpu.get(key, float("nan")) for r in self.results]
+        return statistics.median(values) if values else float("nan")
+
+    @property
+    def failed(self) -> int:
+        return sum(r.failed for r in self.results)
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.results)
+
+    def grpc_errors(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            for k, v in r.grpc_errors.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+
+def bench_store(
+    store: Store, args, workdir: Path, jwt_secret: str, scenario_names, rows, rss, small: bool
+) -> None:
+    creds = credentials_for(store, jwt_secret)
+    deep_token = ""
+    for workers in args.workers:
+        print(f"\n== {store.notes:,} notes on {store.kind}, {workers} worker(s)", flush=True)
+        server = start_server(store, workers, jwt_secret, workdir)
+        try:
+            if not deep_token and not small:
+                deep_token = deep_page_token(server, store, creds, 50)
+            scenarios = grpc_scenarios(store, creds, deep_token or "")
+            if small:
+                scenarios = [
+                    s
+                    for s in scenarios
+                    if s.name.startswith(("floor", "GetNote", "ListNotes, hot subject, page 1"))
+                ]
+            else:
+                scenarios += http_scenarios(store, creds)
+                for s in scenarios:
+                    if s.name.startswith("search"):
+                        query = s.name.split(": ", 1)[1]
+                        s.note = f"{search_matches(server, creds, query):,} matching notes"
+            scenarios = with_single_client(scenarios)
+            if scenario_names:
+                scenarios = [
+                    s
+                    for s in scenarios
+                    if s.name.startswith("floor") or any(n in s.name for n in scenario_names)
+                ]
+            label = f"{store.notes:,}"
+            table = {}
+            for sc in scenarios:
+                row = Row(label, workers, sc.name, note=sc.note)
+                problem = verify(server, sc)
+                if problem:
+                    row.missing = problem
+                    print(f"  {sc.name}: not run: {problem}", flush=True)
+                rows.append(row)
+                table[sc.name] = (sc, row)
+            for round_ in range(args.repeat):
+                for sc, row in table.values():
+                    if row.missing:
+                        continue
+                    profile_to = None
+                    if args.profile and round_ == 0:
+                        slug = re.sub(r"[^a-z0-9]+", "-", sc.name.lower()).strip("-")
+                        profile_to = (
+                            Path(args.profile) / f"{store.kind}-{store.notes}-w{workers}-{slug}.txt"
+                        )  # noqa: E501
+                        profile_to.parent.mkdir(parents=True, exist_ok=True)
+                    result = run_scenario(server, sc, args, workdir, profile_to)
+                    row.results.append(result)
+                    errs = f" grpc errors {result.grpc_errors}" if result.grpc_errors else ""
+                    print(
+                        f"  [{round_ + 1}/{args.repeat}] {sc.name:<36} {result.rps:9.1f} rps  "
+                        f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                        f"failed {result.failed}  cores: server {result.cpu['server']:.2f} "
+                        f"db {result.cpu['database']:.2f} tool {result.cpu['load tool']:.2f} "
+                        f"other {result.cpu['other']:.2f}{errs}",
+                        flush=True,
+                    )
+            kb = server.rss_kb()
+            rss[(label, workers)] = kb
+            print(f"  RSS: {', '.join(f'pid {p}: {v / 1024:.0f} MB' for p, v in kb.items())}")
+        finally:
+            server.stop()
+
+
+def render(rows: list[Row], stores: list[Store], rss, info, args) -> str:
+    floors = {(r.store, r.workers): r.median("rps") for r in rows if r.name.startswith("floor")}
+    lines = [
+        "# notes benchmark results",
+        "",
+        f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; commit {info['commit']}",
+        f"- machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory']}, "
+        f"kernel {info['kernel']}, Python {info['python']}",
+        f"- load: {info['h2load']} (gRPC, {args.connections} connections x 1 stream), "
+        f"{info['wrk']} (HTTP, {args.connections} connections); {args.duration} s per run "
+        f"after {args.warmup} s warm-up; median of {args.repeat} runs; loopback",
+    ]
+    for s in stores:
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in s.phases.items())
+        lines.append(
+            f"- store: {s.kind}, {s.notes:,} notes, bulk load {s.load_seconds:.1f} s ({phases}), "
+            f"database size {s.size_bytes() / 1024 / 1024:.0f} MB after the run"
+        )
+    lines += [
+        "",
+        "| notes | workers | scenario | rps | p50 ms | p99 ms | x floor | failed "
+        "| cores: server / PostgreSQL / load tool / other | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.missing:
+            lines.append(
+                f"| {r.store} | {r.workers} | {r.name} | missing | | | | | "
+                f"| {r.missing[:120].replace('|', '/')} |"
+            )
+            continue
+        floor = floors.get((r.store, r.workers))
+        ratio = r.median("rps") / floor if floor else float("nan")
+        errors = r.grpc_errors()
+        failed = str(r.failed) + (f" (gRPC {errors})" if errors else "")
+        lines.append(
+            f"| {r.store} | {r.workers} | {r.name} | {r.median('rps'):,.0f} | "
+            f"{r.median('p50_ms'):.2f} | {r.median('p99_ms'):.2f} | {ratio:.2f} | {failed} | "
+            f"{r.cpu('server'):.2f} / {r.cpu('database'):.2f} / {r.cpu('load tool'):.2f} / "
+            f"{r.cpu('other'):.2f} | "
+            f"{r.note} |"
+        )
+    lines += ["", "Server RSS (VmRSS after the runs):", ""]
+    for (label, workers), kb in rss.items():
+        per = ", ".join(f"{v / 1024:.0f} MB" for v in kb.values())
+        lines.append(f"- {label} notes, {workers} worker(s): {per} (pids {list(kb)})")
+    lines += ["", *targets(rows, floors, rss, stores)]
+    return "\n".join(lines) + "\n"
+
+
+def targets(rows: list[Row], floors, rss, stores: list[Store]) -> list[str]:
+    """The issue's targets, checked against this run."""
+    big = f"{stores[0].notes:,}"
+    small = f"{stores[1].notes:,}" if len(stores) > 1 else ""
+    by = {(r.store, r.workers, r.name): r for r in rows if r.results}
+    out = ["Targets (ratios to the floor of the same server and run):", ""]
+
+    def ratio(store, w, name):
+        r = by.get((store, w, name))
+        f = floors.get((store, w))
+        return r.median("rps") / f if r and f else None
+
+    def check(label, value, goal, better_high=True, fmt="{:.2f}"):
+        if value is None:
+            out.append(f"  - {label.strip()}: not measured")
+            return
+        ok = value >= goal if better_high else value <= goal
+        verdict = "met" if ok else "MISSED"
+        out.append(
+            f"  - {label.strip()}: {fmt.format(value)} (target {'≥' if better_high else '≤'} "
+            f"{fmt.format(goal)}) {verdict}"
+        )
+
+    workers = sorted({r.workers for r in rows})
+    for w in workers:
+        out.append(f"- {w} worker(s), {big} notes:")
+        check("  GetNote / floor", ratio(big, w, "GetNote"), 0.6)
+        check("  CreateNote / floor", ratio(big, w, "CreateNote"), 0.3)
+        check("  ListNotes page 1 / floor", ratio(big, w, "ListNotes, hot subject, page 1"), 0.4)
+        first = by.get((big, w, "ListNotes, hot subject, page 1"))
+        deep = by.get((big, w, "ListNotes, hot subject, page 51"))
+        if first and deep:
+            check("  page 51 rps / page 1 rps", deep.median("rps") / first.median("rps"), 0.85)
+        for r in rows:
+            if r.store == big and r.workers == w and r.name.startswith("search") and r.results:
+                check(f"  {r.name} p99 ms", r.median("p99_ms"), 50, better_high=False, fmt="{:.1f}")
+            if r.store == big and r.workers == w and r.name.endswith(" GET"):
+                if r.results:
+                    check(f"  {r.name} / gRPC floor", ratio(big, w, r.name), 0.35)
+                else:
+                    out.append(f"  - {r.name}: missing ({r.missing[:60]})")
+        if small:
+            for base in ("GetNote", "ListNotes, hot subject, page 1"):
+                for name in (base, base + SINGLE_SUFFIX):
+                    a, b = by.get((big, w, name)), by.get((small, w, name))
+                    if a and b:
+                        check(
+                            f"  {name} p50 at {big} / at {small}",
+                            a.median("p50_ms") / b.median("p50_ms"),
+                            1.5,
+                            better_high=False,
+                        )
+                        check(
+                            f"  {name} p99 at {big} / at {small}",
+                            a.median("p99_ms") / b.median("p99_ms"),
+                            1.5,
+                            better_high=False,
+                        )
+        kb = rss.get((big, w), {})
+        if kb:
+            check(
+                "  largest server process RSS MB",
+                max(kb.values()) / 1024,
+                250,
+                better_high=False,
+                fmt="{:.0f}",
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--notes", type=int, default=1_000_000)
+    p.add_argument("--small-notes", type=int, default=10_000, help="0: skip the 10k comparison")
+    p.add_argument("--subjects", type=int, default=10_000)
+    p.add_argument("--database-url", default="", help="PostgreSQL URL (default: SQLite)")
+    p.add_argument("--workers", default="1,2", help="comma separated, e.g. 1,2")
+    p.add_argument("--duration", type=int, default=5, help="seconds per load run")
+    p.add_argument("--warmup", type=int, default=1, help="seconds before each run")
+    p.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--scenarios", default="", help="comma separated name parts to run")
+    p.add_argument("--output", default="bench-results.md")
+    p.add_argument("--profile", default="", help="directory for py-spy raw profiles")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = p.parse_args(argv)
+    args.workers = [int(w) for w in args.workers.split(",") if w]
+    scenario_names = [s for s in args.scenarios.split(",") if s]
+
+    ensure_tools(bool(args.profile))
+    info = machine()
+    info["commit"] = (
+        os.environ.get("BENCH_COMMIT")
+        or subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="notes-bench-"))
+    jwt_secret = secrets.token_urlsafe(32)
+    stores: list[Store] = []
+    rows: list[Row] = []
+    rss: dict = {}
+    try:
+        sizes = [args.notes] + ([args.small_notes] if args.small_notes else [])
+        for i, n in enumerate(sizes):
+            store = make_store(args.database_url, workdir, "big" if i == 0 else "small")
+            stores.append(store)
+            print(f"bulk-loading {n:,} notes into {store.kind} ({workdir})", flush=True)
+            load_store(store, n, args.subjects)
+            print(
+                f"  done in {store.load_seconds:.1f} s, {store.size_bytes() / 1024 / 1024:.0f} MB",
+                flush=True,
+            )
+            bench_store(store, args, workdir, jwt_secret, scenario_names, rows, rss, small=i > 0)
+        report = render(rows, stores, rss, info, args)
+    finally:
+        for store in stores:
+            with contextlib.suppress(Exception):
+                store.drop()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(report)
+    Path(args.output).write_text(report)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

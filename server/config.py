@@ -1,0 +1,72 @@
+"""Configuration: command-line flags over NOTES_* environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .store.db import DEFAULT_URL
+
+SECRET_FILE = Path("var/jwt-secret")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass
+class Settings:
+    grpc_addr: str = field(
+        default_factory=lambda: os.environ.get("NOTES_GRPC_ADDR", "127.0.0.1:50051")
+    )
+    http_addr: str = field(
+        default_factory=lambda: os.environ.get("NOTES_HTTP_ADDR", "127.0.0.1:8080")
+    )
+    database_url: str = field(
+        default_factory=lambda: os.environ.get("NOTES_DATABASE_URL", DEFAULT_URL)
+    )
+    jwt_secret: str = field(default_factory=lambda: os.environ.get("NOTES_JWT_SECRET", ""))
+    default_org: str = field(default_factory=lambda: os.environ.get("NOTES_DEFAULT_ORG", "default"))
+    threads: int = field(default_factory=lambda: _env_int("NOTES_THREADS", 16))
+    max_concurrent_rpcs: int = field(
+        default_factory=lambda: _env_int("NOTES_MAX_CONCURRENT_RPCS", 64)
+    )
+    grace_seconds: float = field(default_factory=lambda: _env_float("NOTES_GRACE_SECONDS", 10.0))
+    max_message_bytes: int = field(
+        default_factory=lambda: _env_int("NOTES_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)
+    )
+    shop_timezone: str = field(default_factory=lambda: os.environ.get("NOTES_SHOP_TIMEZONE", "UTC"))
+    public_base_url: str = field(
+        default_factory=lambda: os.environ.get("NOTES_PUBLIC_BASE_URL", "")
+    )
+    app_base_url: str = field(default_factory=lambda: os.environ.get("NOTES_APP_BASE_URL", ""))
+    rate_limit_reads: int = field(
+        default_factory=lambda: _env_int("NOTES_RATE_LIMIT_READS_PER_MINUTE", 0)
+    )
+    rate_limit_writes: int = field(
+        default_factory=lambda: _env_int("NOTES_RATE_LIMIT_WRITES_PER_MINUTE", 0)
+    )
+    http_enabled: bool = True
+
+    def resolved_jwt_secret(self) -> str:
+        """NOTES_JWT_SECRET, or a random secret kept in var/jwt-secret for local use."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # made earlier, or by a replica starting at the same moment
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+        self.jwt_secret = SECRET_FILE.read_text().strip()
+        return self.jwt_secret

@@ -1,0 +1,1 @@
+"""The domain: plain Python rules about notes, independent of any transport or database."""

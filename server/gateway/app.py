@@ -1,0 +1,75 @@
+"""The ASGI application: every dialect's routes over one grpc.aio channel."""
+
+from __future__ import annotations
+
+import contextlib
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import grpc
+from notes.v1 import notes_pb2_grpc as pb_grpc
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..config import Settings
+from . import common, customer_notes, newstore, openapi, shelfcycle, woocommerce
+
+DIALECTS = [customer_notes, shelfcycle, woocommerce, newstore]
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"NOTES_SHOP_TIMEZONE: unknown time zone {name!r}") from None
+
+
+def create_app(target: str, settings: Settings) -> Starlette:
+    """The gateway for the notes.v1 service at target (host:port)."""
+    shop_zone = _zone(settings.shop_timezone)  # a bad name stops start-up, not a request
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        # The channel belongs to the running event loop, so it is made here, not at import.
+        channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+            ],
+        )
+        app.state.channel = channel
+        app.state.notes = pb_grpc.NotesServiceStub(channel)
+        app.state.subjects = pb_grpc.SubjectsServiceStub(channel)
+        app.state.access = pb_grpc.AccessServiceStub(channel)
+        try:
+            yield
+        finally:
+            await channel.close()
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def openapi_document(request: Request) -> JSONResponse:
+        return JSONResponse(openapi.DOCUMENT)
+
+    routes = [
+        Route("/healthz", health, methods=["GET"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
+    ]
+    for dialect in DIALECTS:
+        routes.extend(dialect.routes)
+    dialects = [d.DIALECT for d in DIALECTS]
+    route_errors = common.route_errors(dialects)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(common.HeadersLimit, dialects=dialects)],
+        exception_handlers={HTTPException: route_errors, Exception: route_errors},
+    )
+    app.state.settings = settings
+    app.state.shop_zone = shop_zone
+    return app

@@ -1,0 +1,557 @@
+"""The OpenAPI 3.1 document of the four dialects, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .shelfcycle import NOTE_TYPES
+
+ISO_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+WC_DATE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
+GO_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d*[1-9])? \+0000 UTC$"
+UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+NOTE_ID = r"^note_[0-9A-HJKMNP-TV-Z]{26}$"
+# Errors any operation may answer, whatever its input.
+SHARED_ERRORS = {
+    "429": "Too many requests: retry after Retry-After seconds",
+    "431": "The request headers are too large",
+    "500": "Internal error",
+    "503": "The service is unavailable",
+    "504": "The service did not answer in time",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, **extra) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    schema["required"] = list(properties) if required is None else required
+    schema.update(extra)
+    return schema
+
+
+def string(**extra) -> dict[str, Any]:
+    return {"type": "string", **extra}
+
+
+def json_body(schema_name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": ref(schema_name)}}}
+
+
+def responses(error: str, ok: dict[str, Any], *codes: str) -> dict[str, Any]:
+    out = dict(ok)
+    for code in (*codes, *SHARED_ERRORS):
+        out[code] = {
+            "description": SHARED_ERRORS.get(code, "Error"),
+            "content": {"application/json": {"schema": ref(error)}},
+        }
+    out["429"]["headers"] = RETRY_AFTER
+    return out
+
+
+def ok(status: str, schema_name: str | None, description: str, **extra) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, **extra}
+    if schema_name:
+        response["content"] = {"application/json": {"schema": ref(schema_name)}}
+    return {status: response}
+
+
+def path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def query(name: str, schema: dict[str, Any], **extra) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, **extra}
+
+
+def header(name: str, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": string(minLength=1)}
+
+
+# What every ShelfCycle note response carries; GET and PATCH add the content fields.
+SHELFCYCLE_NOTE_BASE = {
+    "id": string(pattern=NOTE_ID),
+    "type": {"const": "note"},
+    "url": string(format="uri"),
+    "createdAt": string(pattern=ISO_MS),
+    "updatedAt": string(pattern=ISO_MS),
+    "createdBy": obj({"type": string(), "id": string(), "displayName": string()}),
+    "createdVia": obj({"type": string(), "actorUserId": string()}),
+    "requestedVia": {
+        "oneOf": [
+            {"type": "null"},
+            obj({"type": {"const": "api_key"}, "id": string(), "purpose": string()}),
+        ]
+    },
+}
+
+ID = string(minLength=1, maxLength=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+CUSTOMER = [path_param("id", ID)]
+ORDER = [path_param("order_uuid", ID)]
+WC_ORDER = [path_param("order_id", {"type": "integer", "minimum": 0})]
+WC_NOTE = [*WC_ORDER, path_param("note_id", {"type": "integer", "minimum": 0})]
+NS_NOTE = [*ORDER, path_param("note_uuid", string(format="uuid"))]
+CUSTOMER_SECURITY = [{"bearer": []}, {"basicSecret": []}]
+WC_SECURITY = [{"basic": []}, {"consumerKey": [], "consumerSecret": []}, {"bearer": []}]
+
+SCHEMAS: dict[str, Any] = {
+    # Customer notes (Medusa-style)
+    "CustomerNote": obj(
+        {
+            "id": string(pattern=NOTE_ID),
+            "customer_id": string(),
+            "body": string(),
+            "is_internal": {"type": "boolean"},
+            "author_id": string(),
+            "metadata": {"type": "object"},
+            "created_at": string(pattern=ISO_MS),
+            "updated_at": string(pattern=ISO_MS),
+        },
+        additionalProperties=False,
+    ),
+    "CustomerNoteList": obj(
+        {
+            "notes": {"type": "array", "items": ref("CustomerNote")},
+            "count": {"type": "integer", "minimum": 0},
+            "offset": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 0, "maximum": 100},
+        },
+        additionalProperties=False,
+    ),
+    "CustomerNoteEnvelope": obj({"note": ref("CustomerNote")}, additionalProperties=False),
+    "CustomerNoteCreate": obj(
+        {
+            "body": string(minLength=1, maxLength=5000),
+            "is_internal": {"type": "boolean", "default": True},
+            "metadata": {"type": "object"},
+        },
+        ["body"],
+        additionalProperties=False,
+    ),
+    "CustomerError": {
+        "oneOf": [
+            obj({"message": string(), "type": string()}, additionalProperties=False),
+            obj(
+                {
+                    "message": string(),
+                    "errors": {
+                        "type": "array",
+                        "items": obj({"field": string(), "message": string()}),
+                    },
+                },
+                additionalProperties=False,
+            ),
+        ]
+    },
+    # ShelfCycle
+    "ShelfCycleRecord": obj(
+        {"type": string(enum=["customer", "supplier", "product", "contact", "location"])}
+        | {"id": string(minLength=1, maxLength=128)},
+        additionalProperties=False,
+    ),
+    "ShelfCyclePrimarySubject": obj(
+        {"type": string(enum=["customer", "supplier", "product"])}
+        | {"id": string(minLength=1, maxLength=128)},
+        additionalProperties=False,
+    ),
+    "ShelfCycleNoteType": string(enum=list(NOTE_TYPES)),
+    "ShelfCycleCreate": obj(
+        {
+            "primarySubject": ref("ShelfCyclePrimarySubject"),
+            "linkedRecords": {"type": "array", "items": ref("ShelfCycleRecord")},
+            "noteType": ref("ShelfCycleNoteType"),
+            "title": string(maxLength=512),
+            "body": string(minLength=1, maxLength=65536),
+            "happenedAt": string(format="date-time"),
+        },
+        ["primarySubject", "body"],
+        additionalProperties=False,
+    ),
+    "ShelfCyclePatch": obj(
+        {
+            "title": string(maxLength=512),
+            "body": string(minLength=1, maxLength=65536),
+            "happenedAt": string(format="date-time"),
+            "noteType": ref("ShelfCycleNoteType"),
+            "linkedRecords": {"type": "array", "items": ref("ShelfCycleRecord")},
+        },
+        [],
+        additionalProperties=False,
+    ),
+    "ShelfCycleCreated": obj(
+        {
+            "data": obj(
+                SHELFCYCLE_NOTE_BASE
+                | {
+                    "idempotencyStatus": string(enum=["created", "replayed"]),
+                },
+                additionalProperties=False,
+            )
+        },
+        additionalProperties=False,
+    ),
+    "ShelfCycleNote": obj(
+        {
+            "data": obj(
+                SHELFCYCLE_NOTE_BASE
+                | {
+                    "primarySubject": ref("ShelfCyclePrimarySubject"),
+                    "linkedRecords": {"type": "array", "items": ref("ShelfCycleRecord")},
+                    "noteType": ref("ShelfCycleNoteType"),
+                    "title": string(),
+                    "body": string(),
+                    "happenedAt": {"oneOf": [{"type": "null"}, string(pattern=ISO_MS)]},
+                },
+                additionalProperties=False,
+            )
+        },
+        additionalProperties=False,
+    ),
+    "ShelfCycleError": obj(
+        {
+            "error": obj(
+                {
+                    "type": string(),
+                    "code": string(),
+                    "message": string(),
+                    "param": string(),
+                    "requestId": string(),
+                },
+                ["type", "code", "message", "requestId"],
+                additionalProperties=False,
+            )
+        },
+        additionalProperties=False,
+    ),
+    # WooCommerce
+    "WooLink": {"type": "array", "items": obj({"href": string(format="uri")})},
+    "WooNote": obj(
+        {
+            "id": {"type": "integer"},
+            "author": string(),
+            "date_created": string(pattern=WC_DATE),
+            "date_created_gmt": string(pattern=WC_DATE),
+            "note": string(),
+            "customer_note": {"type": "boolean"},
+            "_links": obj(
+                {"self": ref("WooLink"), "collection": ref("WooLink"), "up": ref("WooLink")}
+            ),
+        },
+        additionalProperties=False,
+    ),
+    "WooNoteList": {"type": "array", "items": ref("WooNote")},
+    "WooNoteCreate": obj(
+        {
+            "note": string(minLength=1, maxLength=65536),
+            "customer_note": {"type": "boolean", "default": False},
+            "added_by_user": {"type": "boolean", "default": False},
+        },
+        ["note"],
+    ),
+    "WooError": obj(
+        {
+            "code": string(),
+            "message": string(),
+            "data": obj({"status": {"type": "integer"}}, additionalProperties=True),
+        },
+        additionalProperties=False,
+    ),
+    # NewStore
+    "NewStoreNote": obj(
+        {
+            "id": string(pattern=UUID),
+            "order_id": string(),
+            "item_id": string(),
+            "text": string(),
+            "source": string(),
+            "tags": {"type": "array", "items": string()},
+            "created_at": string(pattern=GO_TIME),
+            "updated_at": string(pattern=GO_TIME),
+        },
+        ["id", "order_id", "text", "source", "tags", "created_at", "updated_at"],
+        additionalProperties=False,
+    ),
+    "NewStoreNoteList": obj(
+        {"notes": {"type": "array", "items": ref("NewStoreNote")}}, additionalProperties=False
+    ),
+    "NewStoreNoteWrite": obj(
+        {
+            "text": string(minLength=1, maxLength=4000),
+            "source": string(minLength=1, maxLength=256),
+            "source_type": string(minLength=1, maxLength=256),
+            "tags": {"type": "array", "maxItems": 50, "items": string(minLength=1, maxLength=128)},
+        },
+        ["text", "source", "tags"],
+    ),
+    "NewStoreError": obj({"message": string()}, additionalProperties=False),
+}
+
+WC_LOCATION = {"Location": {"required": True, "schema": string(format="uri")}}
+
+PATHS: dict[str, Any] = {
+    "/admin/customers/{id}/notes": {
+        "parameters": CUSTOMER,
+        "get": {
+            "tags": ["Customer notes"],
+            "operationId": "listCustomerNotes",
+            "security": CUSTOMER_SECURITY,
+            "parameters": [
+                query("limit", {"type": "integer", "minimum": 0, "default": 50}),
+                query("offset", {"type": "integer", "minimum": 0, "maximum": 100000}),
+                query("q", string(maxLength=512)),
+                query("author_id", {"type": "array", "items": ID}, style="form", explode=True),
+                query("author_id[]", {"type": "array", "items": ID}, style="form", explode=True),
+            ],
+            "responses": responses(
+                "CustomerError",
+                ok("200", "CustomerNoteList", "Notes of the customer, newest first"),
+                "400",
+                "401",
+                "403",
+                "404",
+            ),
+        },
+        "post": {
+            "tags": ["Customer notes"],
+            "operationId": "createCustomerNote",
+            "security": CUSTOMER_SECURITY,
+            "requestBody": json_body("CustomerNoteCreate"),
+            "responses": responses(
+                "CustomerError",
+                ok("201", "CustomerNoteEnvelope", "The new note"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+                "422",
+            ),
+        },
+    },
+    "/api/v1/notes": {
+        "post": {
+            "tags": ["ShelfCycle"],
+            "operationId": "createShelfCycleNote",
+            "security": [{"bearer": []}],
+            "parameters": [header("Idempotency-Key")],
+            "requestBody": json_body("ShelfCycleCreate"),
+            "responses": responses(
+                "ShelfCycleError",
+                ok("201", "ShelfCycleCreated", "Created")
+                | ok("200", "ShelfCycleCreated", "Replayed: the note the key created"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "409",
+                "413",
+            ),
+        },
+    },
+    "/api/v1/notes/{id}": {
+        "parameters": [path_param("id", string(minLength=1))],
+        "get": {
+            "tags": ["ShelfCycle"],
+            "operationId": "getShelfCycleNote",
+            "security": [{"bearer": []}],
+            "responses": responses(
+                "ShelfCycleError", ok("200", "ShelfCycleNote", "The note"), "401", "403", "404"
+            ),
+        },
+        "patch": {
+            "tags": ["ShelfCycle"],
+            "operationId": "patchShelfCycleNote",
+            "security": [{"bearer": []}],
+            "parameters": [header("If-Match")],
+            "requestBody": json_body("ShelfCyclePatch"),
+            "responses": responses(
+                "ShelfCycleError",
+                ok("200", "ShelfCycleNote", "The updated note"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "409",
+                "412",
+                "413",
+                "428",
+            ),
+        },
+    },
+    "/wp-json/wc/v3/orders/{order_id}/notes": {
+        "parameters": WC_ORDER,
+        "get": {
+            "tags": ["WooCommerce"],
+            "operationId": "listOrderNotes",
+            "security": WC_SECURITY,
+            "parameters": [
+                query("type", string(enum=["any", "customer", "internal"], default="any")),
+                query("context", string(enum=["view", "edit"], default="view")),
+            ],
+            "responses": responses(
+                "WooError",
+                ok("200", "WooNoteList", "The order's notes, newest first"),
+                "400",
+                "401",
+                "403",
+                "404",
+            ),
+        },
+        "post": {
+            "tags": ["WooCommerce"],
+            "operationId": "createOrderNote",
+            "security": WC_SECURITY,
+            "requestBody": json_body("WooNoteCreate"),
+            "responses": responses(
+                "WooError",
+                ok("201", "WooNote", "The new note", headers=WC_LOCATION),
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+            ),
+        },
+    },
+    "/wp-json/wc/v3/orders/{order_id}/notes/{note_id}": {
+        "parameters": WC_NOTE,
+        "get": {
+            "tags": ["WooCommerce"],
+            "operationId": "getOrderNote",
+            "security": WC_SECURITY,
+            "responses": responses(
+                "WooError", ok("200", "WooNote", "The note"), "401", "403", "404"
+            ),
+        },
+        "delete": {
+            "tags": ["WooCommerce"],
+            "operationId": "deleteOrderNote",
+            "security": WC_SECURITY,
+            "parameters": [query("force", {"type": "boolean", "default": False})],
+            "responses": responses(
+                "WooError",
+                ok("200", "WooNote", "The note as it was before deletion"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "501",
+            ),
+        },
+    },
+    "/orders/{order_uuid}/notes": {
+        "parameters": ORDER,
+        "get": {
+            "tags": ["NewStore"],
+            "operationId": "getOrderNotes",
+            "security": [{"bearer": []}],
+            "responses": responses(
+                "NewStoreError",
+                ok("200", "NewStoreNoteList", "The order's and its items' notes, newest first"),
+                "400",
+                "401",
+                "403",
+                "404",
+            ),
+        },
+        "post": {
+            "tags": ["NewStore"],
+            "operationId": "createOrderNoteNewStore",
+            "security": [{"bearer": []}],
+            "requestBody": json_body("NewStoreNoteWrite"),
+            "responses": responses(
+                "NewStoreError",
+                ok("200", "NewStoreNote", "The new note"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+            ),
+        },
+    },
+    "/orders/{order_uuid}/items/{item_uuid}/notes": {
+        "parameters": [*ORDER, path_param("item_uuid", ID)],
+        "post": {
+            "tags": ["NewStore"],
+            "operationId": "createItemNote",
+            "security": [{"bearer": []}],
+            "requestBody": json_body("NewStoreNoteWrite"),
+            "responses": responses(
+                "NewStoreError",
+                ok("200", "NewStoreNote", "The new note"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+            ),
+        },
+    },
+    "/orders/{order_uuid}/notes/{note_uuid}": {
+        "parameters": NS_NOTE,
+        "put": {
+            "tags": ["NewStore"],
+            "operationId": "updateNote",
+            "security": [{"bearer": []}],
+            "requestBody": json_body("NewStoreNoteWrite"),
+            "responses": responses(
+                "NewStoreError",
+                ok("200", "NewStoreNote", "The updated note"),
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+            ),
+        },
+        "delete": {
+            "tags": ["NewStore"],
+            "operationId": "deleteNote",
+            "security": [{"bearer": []}],
+            "responses": responses(
+                "NewStoreError", ok("204", None, "Deleted"), "400", "401", "403", "404"
+            ),
+        },
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "notes HTTP gateway",
+        "version": "1.0.0",
+        "description": "Four legacy note APIs served over the notes.v1 service: customer notes "
+        "(Medusa-style), ShelfCycle, WooCommerce v3 order notes and NewStore order notes.",
+    },
+    "tags": [
+        {"name": "Customer notes"},
+        {"name": "ShelfCycle"},
+        {"name": "WooCommerce"},
+        {"name": "NewStore"},
+    ],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic"},
+            "basicSecret": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "A secret API key as the user name, with an empty password.",
+            },
+            "consumerKey": {"type": "apiKey", "in": "query", "name": "consumer_key"},
+            "consumerSecret": {"type": "apiKey", "in": "query", "name": "consumer_secret"},
+        },
+    },
+}

@@ -1,0 +1,318 @@
+"""WooCommerce REST API v3 order notes (seed 002):
+GET|POST /wp-json/wc/v3/orders/{order_id}/notes, GET|DELETE .../notes/{note_id}.
+
+Note ids are the service's note numbers. Parameters are checked before credentials, as
+WordPress validates a route's arguments before its permission callback.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+from notes.v1 import notes_pb2 as pb
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import common
+from .common import Call, Code, Failure
+
+PREFIX = "/wp-json/wc/v3"
+INT64_MAX = 2**63 - 1
+TYPES = {
+    "any": pb.VISIBILITY_UNSPECIFIED,
+    "customer": pb.VISIBILITY_CUSTOMER,
+    "internal": pb.VISIBILITY_INTERNAL,
+}
+CONTEXTS = ("view", "edit")
+AUTH_PARAMS = ("consumer_key", "consumer_secret")
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+# Local reasons of this dialect.
+MISSING_PARAM = "MISSING_PARAM"
+TRASH_NOT_SUPPORTED = "TRASH_NOT_SUPPORTED"
+ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+
+
+def credentials(request: Request) -> str | None:
+    """The Authorization header, or consumer_key/consumer_secret query parameters as Basic."""
+    header = request.headers.get("authorization")
+    if header:
+        return header
+    key, secret = (request.query_params.get(name) for name in AUTH_PARAMS)
+    if key and secret:
+        return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+    return None
+
+
+def shop_zone(request: Request) -> ZoneInfo:
+    return request.app.state.shop_zone
+
+
+def _order(order_id: int) -> pb.SubjectRef:
+    return pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id=str(order_id))
+
+
+def _author(note: pb.Note) -> str:
+    """ "system" unless a user added it (source_type records added_by_user); a note that names
+    its author in source (as NewStore's do) shows that name."""
+    if note.source_type == "system":
+        return "system"
+    if note.source:
+        return note.source
+    if note.source_type == "user" or note.author.type == pb.AUTHOR_TYPE_USER:
+        return note.author.display_name or note.author.id
+    return "system"
+
+
+def render_note(note: pb.Note, request: Request) -> dict[str, Any]:
+    order_url = f"{common.base_url(request)}{PREFIX}/orders/{note.subject.id}"
+    created: datetime = common.to_datetime(note.create_time)
+    return {
+        "id": note.number,
+        "author": _author(note),
+        "date_created": created.astimezone(shop_zone(request)).strftime(DATE_FORMAT),
+        "date_created_gmt": created.strftime(DATE_FORMAT),
+        "note": note.body,
+        "customer_note": note.visibility == pb.VISIBILITY_CUSTOMER,
+        "_links": {
+            "self": [{"href": f"{order_url}/notes/{note.number}"}],
+            "collection": [{"href": f"{order_url}/notes"}],
+            "up": [{"href": order_url}],
+        },
+    }
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+
+def _boolean(params: dict[str, Any], name: str) -> bool:
+    """WordPress booleans: true/false, "true"/"false", "1"/"0", 1/0."""
+    value = params.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", ""):
+        return value.lower() in ("true", "1")
+    raise common.invalid((name, f"{name} is not of type boolean."))
+
+
+def _choice(request: Request, name: str, options: tuple[str, ...]) -> str:
+    value = request.query_params.get(name, options[0])
+    if value not in options:
+        listed = ", ".join(options[:-1]) + f", and {options[-1]}"
+        raise common.invalid((name, f"{name} is not one of {listed}."))
+    return value
+
+
+async def _create_params(request: Request) -> dict[str, Any]:
+    """The body's parameters (JSON or a form) over the query string's, as WordPress merges."""
+    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in AUTH_PARAMS}
+    raw = await common.read_body(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise common.malformed("the form body is not UTF-8") from None
+    elif raw.strip():
+        body = common.parse_json(raw)
+        if not isinstance(body, dict):
+            raise common.malformed("the JSON body must be an object")
+        params.update(body)
+    return params
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+async def list_notes(request: Request, call: Call) -> Response:
+    order_id = request.path_params["order_id"]
+    visibility = TYPES[_choice(request, "type", tuple(TYPES))]
+    _choice(request, "context", CONTEXTS)
+    await _require_order(call, order_id)
+    notes = await call.list_all(
+        pb.ListNotesRequest(subject=_order(order_id), visibility=visibility)
+    )
+    return JSONResponse([render_note(n, request) for n in notes])
+
+
+async def create_note(request: Request, call: Call) -> Response:
+    order_id = request.path_params["order_id"]
+    params = await _create_params(request)
+    if "note" not in params:
+        raise Failure(Code.INVALID_ARGUMENT, MISSING_PARAM, violations=[("note", "")], local=True)
+    text = params["note"]
+    if not isinstance(text, str):
+        raise common.invalid(("note", "note is not of type string."))
+    customer_note = _boolean(params, "customer_note")
+    added_by_user = _boolean(params, "added_by_user")
+    note = pb.Note(
+        subject=_order(order_id),
+        body=text,
+        visibility=pb.VISIBILITY_CUSTOMER if customer_note else pb.VISIBILITY_INTERNAL,
+        source_type="user" if added_by_user else "system",
+    )
+    try:
+        out = await call.invoke(call.notes.CreateNote, pb.CreateNoteRequest(note=note))
+    except Failure as f:
+        raise _order_failure(common.subject_ids_as_not_found(f, note.subject)) from None
+    body = render_note(out.note, request)
+    return JSONResponse(body, 201, headers={"Location": body["_links"]["self"][0]["href"]})
+
+
+async def get_note(request: Request, call: Call) -> Response:
+    note = await _order_note(call, request.path_params["order_id"], request.path_params["note_id"])
+    return JSONResponse(render_note(note, request))
+
+
+async def delete_note(request: Request, call: Call) -> Response:
+    force = _boolean(dict(request.query_params), "force")
+    if not force:
+        await call.check_credentials(write=True)
+        raise Failure(Code.UNIMPLEMENTED, TRASH_NOT_SUPPORTED, local=True)
+    order_id, number = request.path_params["order_id"], request.path_params["note_id"]
+    note = await _order_note(call, order_id, number)
+    try:
+        out = await call.invoke(call.notes.DeleteNote, pb.DeleteNoteRequest(id=note.id))
+    except Failure as f:
+        if f.code == Code.NOT_FOUND:  # deleted by someone else in the meantime
+            raise common.note_not_found(str(number)) from None
+        raise
+    return JSONResponse(render_note(out.note, request))
+
+
+async def _require_order(call: Call, order_id: int) -> None:
+    try:
+        await call.require_subject(pb.SUBJECT_TYPE_ORDER, str(order_id))
+    except Failure as f:
+        raise _order_failure(f) from None
+
+
+def _order_failure(f: Failure) -> Failure:
+    if f.reason == "SUBJECT_NOT_FOUND":
+        return Failure(Code.NOT_FOUND, ORDER_NOT_FOUND, metadata=f.metadata, local=True)
+    return f
+
+
+async def _order_note(call: Call, order_id: int, number: int) -> pb.Note:
+    """The live note with this number on this order: the order is looked up first."""
+    note = None
+    if 0 < number <= INT64_MAX:
+        try:
+            note = await call.get_note(number=number)
+        except Failure as f:
+            if f.reason != "NOTE_NOT_FOUND":
+                raise
+    if note is not None and not note.HasField("delete_time") and note.subject == _order(order_id):
+        return note
+    await _require_order(call, order_id)
+    raise common.note_not_found(str(number))
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+_CANNOT = {
+    "list": ("woocommerce_rest_cannot_view", "Sorry, you cannot list resources."),
+    "view": ("woocommerce_rest_cannot_view", "Sorry, you cannot view this resource."),
+    "create": ("woocommerce_rest_cannot_create", "Sorry, you are not allowed to create resources."),
+    "delete": (
+        "woocommerce_rest_cannot_delete",
+        "Sorry, you are not allowed to delete this resource.",
+    ),
+}
+NO_ROUTE = ("rest_no_route", "No route was found matching the URL and request method.", 404)
+
+# reason -> (code, message, HTTP status)
+ERRORS: dict[str, tuple[str, str, int]] = {
+    "API_KEY_INVALID": (
+        "woocommerce_rest_authentication_error",
+        "Consumer secret is invalid.",
+        401,
+    ),
+    "NOTE_NOT_FOUND": ("woocommerce_rest_invalid_id", "Invalid resource ID.", 404),
+    ORDER_NOT_FOUND: ("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404),
+    TRASH_NOT_SUPPORTED: (
+        "woocommerce_rest_trash_not_supported",
+        "Order notes do not support trashing.",
+        501,
+    ),
+    common.MALFORMED_JSON: ("rest_invalid_json", "Invalid JSON body passed.", 400),
+    common.BODY_TOO_LARGE: ("rest_request_too_large", "The request body is too large.", 413),
+    common.HEADERS_TOO_LARGE: (
+        "rest_request_headers_too_large",
+        "The request headers are too large.",
+        431,
+    ),
+    common.ROUTE_NOT_FOUND: NO_ROUTE,
+    common.METHOD_NOT_ALLOWED: NO_ROUTE,
+    "SUBJECT_ARCHIVED": ("woocommerce_rest_order_archived", "The order is archived.", 400),
+    "RATE_LIMITED": ("woocommerce_rest_too_many_requests", "Too many requests.", 429),
+}
+BY_CODE: dict[Code, tuple[str, str]] = {
+    Code.UNAUTHENTICATED: ("woocommerce_rest_authentication_error", "Consumer key is invalid."),
+    Code.NOT_FOUND: ("woocommerce_rest_invalid_id", "Invalid resource ID."),
+    Code.FAILED_PRECONDITION: ("woocommerce_rest_cannot_create", "The note cannot be changed."),
+    Code.UNAVAILABLE: ("rest_service_unavailable", "The service is unavailable."),
+    Code.DEADLINE_EXCEEDED: ("rest_service_timeout", "The service did not answer in time."),
+    Code.RESOURCE_EXHAUSTED: ("woocommerce_rest_too_many_requests", "Too many requests."),
+}
+
+
+def _action(request: Request) -> str:
+    if request.method == "POST":
+        return "create"
+    if request.method == "DELETE":
+        return "delete"
+    return "view" if "note_id" in request.path_params else "list"
+
+
+def render_error(f: Failure, request: Request) -> Response:
+    data: dict[str, Any] = {}
+    if f.reason == "CREDENTIALS_MISSING" or f.code == Code.PERMISSION_DENIED:
+        code, message = _CANNOT[_action(request)]
+        status = 401 if f.code == Code.UNAUTHENTICATED else 403
+    elif f.reason == ORDER_NOT_FOUND and _action(request) == "list":
+        code, message, status = "woocommerce_rest_shop_order_invalid_id", "Invalid order ID.", 404
+    elif f.reason == MISSING_PARAM:
+        names = [name for name, _ in f.violations]
+        code, message, status = "rest_missing_callback_param", "", 400
+        message = f"Missing parameter(s): {', '.join(names)}"
+        data["params"] = names
+    elif f.reason in ERRORS:
+        code, message, status = ERRORS[f.reason]
+    elif f.code == Code.INVALID_ARGUMENT:
+        params = {_param(name): description for name, description in f.violations}
+        code, message, status = "rest_invalid_param", "", 400
+        message = f"Invalid parameter(s): {', '.join(params)}"
+        data["params"] = params
+    else:
+        code, message = BY_CODE.get(
+            f.code, ("internal_server_error", "There has been a critical error on this website.")
+        )
+        status = f.status
+    return JSONResponse(
+        {"code": code, "message": message, "data": {"status": status, **data}}, status
+    )
+
+
+def _param(name: str) -> str:
+    return {"body": "note", "visibility": "customer_note"}.get(name, name)
+
+
+DIALECT = common.Dialect(
+    "woocommerce", "/wp-json/", render_error, credentials=credentials, auth_first=False
+)
+
+_notes = PREFIX + "/orders/{order_id:int}/notes"
+routes = [
+    Route(_notes, DIALECT.endpoint(list_notes), methods=["GET"]),
+    Route(_notes, DIALECT.endpoint(create_note), methods=["POST"]),
+    Route(_notes + "/{note_id:int}", DIALECT.endpoint(get_note), methods=["GET"]),
+    Route(_notes + "/{note_id:int}", DIALECT.endpoint(delete_note), methods=["DELETE"]),
+]

@@ -1,0 +1,1 @@
+"""The gRPC entry point: a thin adapter from notes.v1 onto the service layer."""

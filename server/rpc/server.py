@@ -1,0 +1,99 @@
+"""Building the gRPC server (create_server) is separate from running it (run)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from notes.v1 import notes_pb2, notes_pb2_grpc
+
+from ..config import Settings
+from ..domain.paging import PageTokens
+from ..service.credentials import Authenticator
+from ..service.limits import RateLimiter
+from .interceptors import ServiceInterceptor
+from .servicer import AccessServicer, NotesServicer, SubjectsServicer
+
+log = logging.getLogger("notes.server")
+
+NOTES_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["NotesService"].full_name
+SUBJECTS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["SubjectsService"].full_name
+ACCESS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+
+    def stop(self, grace: float) -> threading.Event:
+        """NOT_SERVING first, then refuse new calls and let in-flight ones finish."""
+        self.health.enter_graceful_shutdown()
+        return self.server.stop(grace)
+
+
+def _reflection_v1(servicer) -> grpc.GenericRpcHandler:
+    """grpc.reflection.v1 is wire-identical to v1alpha, which is all grpcio-reflection ships."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
+
+
+def create_server(
+    settings: Settings, address: str | None = None, *, reuse_port: bool = False
+) -> RunningServer:
+    """A server with every service registered and its port bound, not yet started."""
+    secret = settings.resolved_jwt_secret()
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Only worker processes share a port; otherwise a second server must fail to bind.
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
+        interceptors=[
+            ServiceInterceptor(
+                Authenticator(secret, settings.default_org),
+                RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
+            )
+        ],
+        options=options,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    tokens = PageTokens(secret.encode())
+    notes_pb2_grpc.add_NotesServiceServicer_to_server(NotesServicer(tokens), server)
+    notes_pb2_grpc.add_SubjectsServiceServicer_to_server(SubjectsServicer(), server)
+    notes_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(), server)
+
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    names = (
+        NOTES_SERVICE,
+        SUBJECTS_SERVICE,
+        ACCESS_SERVICE,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+        REFLECTION_V1,
+    )
+    reflection.enable_server_reflection(names, server)
+    reflection_servicer = reflection.ReflectionServicer(names)
+    server.add_generic_rpc_handlers((_reflection_v1(reflection_servicer),))
+
+    port = server.add_insecure_port(address or settings.grpc_addr)
+    if port == 0:
+        raise OSError(f"cannot listen on {address or settings.grpc_addr}")
+    return RunningServer(server, port, health_servicer)

@@ -1,0 +1,122 @@
+"""NotesService and SubjectsService: parse the request, call the service layer, build the reply.
+
+Credentials come from the interceptor (current()); errors leave as domain exceptions and the
+interceptor maps them to a status.
+"""
+
+from __future__ import annotations
+
+from notes.v1 import notes_pb2 as pb
+from notes.v1 import notes_pb2_grpc as pb_grpc
+
+from ..domain.paging import PageTokens
+from ..service import credentials, notes, subjects
+from . import convert as c
+from .interceptors import current
+
+
+class NotesServicer(pb_grpc.NotesServiceServicer):
+    def __init__(self, tokens: PageTokens) -> None:
+        self._tokens = tokens
+
+    def CreateNote(self, request: pb.CreateNoteRequest, context) -> pb.CreateNoteResponse:
+        call = current()
+        out = notes.create_note(
+            call.principal,
+            c.fields_in(request.note),
+            request_id=request.request_id,
+            surface=call.surface,
+        )
+        return pb.CreateNoteResponse(
+            note=c.note_out(out.note), idempotency_status=c.status_out(out.replayed)
+        )
+
+    def GetNote(self, request: pb.GetNoteRequest, context) -> pb.GetNoteResponse:
+        note = notes.get_note(current().principal, note_id=request.id, number=request.number)
+        return pb.GetNoteResponse(note=c.note_out(note))
+
+    def ListNotes(self, request: pb.ListNotesRequest, context) -> pb.ListNotesResponse:
+        page = notes.list_notes(current().principal, c.list_query_in(request), self._tokens)
+        return pb.ListNotesResponse(
+            notes=[c.note_out(n) for n in page.notes],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    def UpdateNote(self, request: pb.UpdateNoteRequest, context) -> pb.UpdateNoteResponse:
+        call = current()
+        out = notes.update_note(
+            call.principal,
+            request.note.id,
+            c.fields_in(request.note),
+            c.update_mask(request.note, list(request.update_mask.paths)),
+            expected_version=request.expected_version,
+            request_id=request.request_id,
+            surface=call.surface,
+        )
+        return pb.UpdateNoteResponse(
+            note=c.note_out(out.note), idempotency_status=c.status_out(out.replayed)
+        )
+
+    def DeleteNote(self, request: pb.DeleteNoteRequest, context) -> pb.DeleteNoteResponse:
+        call = current()
+        out = notes.delete_note(
+            call.principal,
+            request.id,
+            expected_version=request.expected_version,
+            request_id=request.request_id,
+            surface=call.surface,
+        )
+        return pb.DeleteNoteResponse(
+            note=c.note_out(out.note), idempotency_status=c.status_out(out.replayed)
+        )
+
+    def UndeleteNote(self, request: pb.UndeleteNoteRequest, context) -> pb.UndeleteNoteResponse:
+        call = current()
+        out = notes.undelete_note(
+            call.principal,
+            request.id,
+            expected_version=request.expected_version,
+            request_id=request.request_id,
+            surface=call.surface,
+        )
+        return pb.UndeleteNoteResponse(
+            note=c.note_out(out.note), idempotency_status=c.status_out(out.replayed)
+        )
+
+    def GetNoteHistory(self, request, context) -> pb.GetNoteHistoryResponse:
+        events = notes.note_history(current().principal, request.id)
+        return pb.GetNoteHistoryResponse(events=[c.event_out(e) for e in events])
+
+
+class SubjectsServicer(pb_grpc.SubjectsServiceServicer):
+    def UpsertSubject(self, request, context) -> pb.UpsertSubjectResponse:
+        subject, created = subjects.upsert_subject(
+            current().principal, c.subject_in(request.subject)
+        )
+        return pb.UpsertSubjectResponse(subject=c.subject_out(subject), created=created)
+
+    def GetSubject(self, request, context) -> pb.GetSubjectResponse:
+        subject = subjects.get_subject(
+            current().principal, c.subject_type(request.type), request.id
+        )
+        return pb.GetSubjectResponse(subject=c.subject_out(subject))
+
+    def ArchiveSubject(self, request, context) -> pb.ArchiveSubjectResponse:
+        subject = subjects.archive_subject(
+            current().principal, c.subject_type(request.type), request.id
+        )
+        return pb.ArchiveSubjectResponse(subject=c.subject_out(subject))
+
+
+class AccessServicer(pb_grpc.AccessServiceServicer):
+    def CheckAccess(self, request, context) -> pb.CheckAccessResponse:
+        p = credentials.check_access(current().principal, list(request.scopes))
+        return pb.CheckAccessResponse(
+            organization=p.org,
+            actor=c.author_out(p.author),
+            scopes=sorted(p.scopes),
+            requested_via=pb.RequestedVia(api_key_id=p.api_key_id, purpose=p.purpose)
+            if p.api_key_id
+            else None,
+        )

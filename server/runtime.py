@@ -1,0 +1,179 @@
+"""Running the service: gRPC and the HTTP gateway in one process, or N forked workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+
+import uvicorn
+
+from .config import Settings
+from .store import db, migrations
+
+log = logging.getLogger("notes")
+
+
+def _split_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def http_socket(addr: str, reuse_port: bool) -> socket.socket:
+    host, port = _split_addr(addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for sockets
+    # that say they are TCP, and without it every response waits ~40 ms on delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_http(app, settings: Settings, on_signal, on_started, reuse_port: bool = False) -> None:
+    """Serves app until a signal; in-flight requests get the grace period to finish."""
+    sock = http_socket(settings.http_addr, reuse_port)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, int(settings.grace_seconds)),
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    http = _HttpServer(config, on_signal)
+
+    async def main() -> None:
+        task = asyncio.create_task(http.serve(sockets=[sock]))
+        while not http.started and not task.done():
+            await asyncio.sleep(0.01)
+        if http.started:
+            on_started(sock.getsockname()[1])
+        await task
+
+    asyncio.run(main())
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn that tells us about SIGTERM/SIGINT first, and does not re-raise the signal."""
+
+    def __init__(self, config: uvicorn.Config, on_signal) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig, frame) -> None:
+        self._on_signal()
+        self.should_exit = True
+
+
+@contextlib.contextmanager
+def _log_off_the_request_path():
+    """Request threads only enqueue log records; one thread writes them. Writing from the
+    request threads serialized them on the handler's lock (py-spy: ~30% of ListNotes under
+    load). Started per process, so forked workers each get their own writer thread."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    root.handlers = [logging.handlers.QueueHandler(records)]
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()  # writes what is queued
+        root.handlers = handlers
+
+
+def serve(settings: Settings, *, reuse_port: bool = False) -> int:
+    """Serves until SIGTERM/SIGINT: NOT_SERVING first, HTTP drained, then gRPC drained."""
+    with _log_off_the_request_path():
+        return _serve(settings, reuse_port)
+
+
+def _serve(settings: Settings, reuse_port: bool) -> int:
+    from .gateway.app import create_app
+    from .rpc.server import create_server
+
+    engine = db.open_database(settings.database_url, pool_size=settings.threads + 4)
+    migrations.migrate(engine)
+    running = create_server(settings, reuse_port=reuse_port)
+    running.server.start()
+    event = {"event": "serving", "pid": os.getpid(), "grpc_port": running.port}
+
+    def begin_shutdown() -> None:
+        running.health.enter_graceful_shutdown()
+        log.info(json.dumps({"event": "not_serving"}))
+
+    def started(http_port: int | None = None) -> None:
+        if http_port is not None:
+            event["http_port"] = http_port
+        log.info(json.dumps({**event, "database": db.redact(settings.database_url)}))
+
+    if settings.http_enabled:
+        app = create_app(f"127.0.0.1:{running.port}", settings)
+        run_http(app, settings, begin_shutdown, started, reuse_port)
+    else:
+        stop = threading.Event()
+
+        def on_signal(signum, frame) -> None:
+            begin_shutdown()
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        started()
+        stop.wait()
+    stopped = running.stop(settings.grace_seconds)
+    log.info(json.dumps({"event": "draining", "grace_seconds": settings.grace_seconds}))
+    stopped.wait()
+    db.close()
+    log.info(json.dumps({"event": "stopped", "pid": os.getpid()}))
+    return 0
+
+
+def serve_workers(settings: Settings, workers: int) -> int:
+    """Forks the workers before any gRPC object or database connection exists; each binds the
+    same ports with SO_REUSEPORT and has its own pool. The parent forwards SIGTERM/SIGINT."""
+    # Migrate once, in a child, so the parent never holds a connection across fork.
+    pid = os.fork()
+    if pid == 0:
+        engine = db.open_database(settings.database_url, pool_size=1)
+        migrations.migrate(engine)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                code = serve(settings, reuse_port=True)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum, frame) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

@@ -1,0 +1,375 @@
+"""Note use cases: permissions, subject rules, request ids, versions and the audit trail."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+
+import ulid
+
+from ..domain import validation
+from ..domain.errors import (
+    NotDeleted,
+    NoteDeleted,
+    NoteNotFound,
+    PermissionDenied,
+    RequestIdReused,
+    SubjectArchived,
+    SubjectNotFound,
+    SubjectParentMismatch,
+    VersionConflict,
+)
+from ..domain.model import (
+    ListQuery,
+    Note,
+    NoteEvent,
+    NoteFields,
+    NotePage,
+    Outcome,
+    Principal,
+    Scope,
+    SubjectRef,
+    Surface,
+)
+from ..domain.paging import PageTokens
+from ..store import repository as repo
+from .clock import now_us
+
+READ = (Scope.NOTES_READ,)  # notes:write grants it too (Principal.grants)
+WRITE = (Scope.NOTES_WRITE,)
+UPDATE_RETRIES = 3
+
+
+def require(p: Principal, scopes: tuple[Scope, ...]) -> None:
+    """PERMISSION_DENIED unless the credential grants one of scopes."""
+    if not any(p.grants(s.value) for s in scopes):
+        raise PermissionDenied(
+            f"the credential lacks the scope {scopes[-1].value}",
+            metadata={"requiredScope": scopes[-1].value},
+        )
+
+
+def new_note_id() -> str:
+    return "note_" + str(ulid.ULID())
+
+
+def _fingerprint(method: str, payload: object) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method}\x00{text}".encode()).hexdigest()
+
+
+def _idempotent(
+    p: Principal, method: str, request_id: str, payload: object, work: Callable[[], Note]
+) -> Outcome:
+    """Runs work in one transaction, recording its response under request_id if one is given.
+
+    A completed request with the same id replays its first response; another payload under
+    the same id is refused. The database decides races: an advisory lock (PostgreSQL) or the
+    write lock (SQLite), backed by the primary key of request_ids.
+    """
+    if not request_id:
+        with repo.writing():
+            return Outcome(work())
+    fingerprint = _fingerprint(method, payload)
+    try:
+        with repo.writing():
+            repo.lock_request_id(p.org, method, request_id)
+            earlier = repo.find_request(p.org, method, request_id)
+            if earlier is None:
+                note = work()
+                response = json.dumps(note.to_json(), ensure_ascii=False)
+                repo.save_request(p.org, method, request_id, fingerprint, response, now_us())
+                return Outcome(note)
+    except repo.IntegrityError:
+        # Another replica committed the same request id between our look-up and our insert.
+        with repo.reading():
+            earlier = repo.find_request(p.org, method, request_id)
+        if earlier is None:
+            raise
+    stored_fingerprint, response = earlier
+    if stored_fingerprint != fingerprint:
+        raise RequestIdReused(
+            "this request_id was used with a different request",
+            metadata={"requestId": request_id},
+        )
+    return Outcome(Note.from_json(json.loads(response)), replayed=True)
+
+
+def _event(p: Principal, action: str, surface: Surface, request_id: str, old: int, new: int):
+    return NoteEvent(
+        action=action,
+        actor=p.author,
+        surface=surface,
+        request_id=request_id,
+        old_version=old,
+        new_version=new,
+        event_time=now_us(),
+        api_key_id=p.api_key_id,
+        purpose=p.purpose,
+    )
+
+
+def _check_subjects(
+    p: Principal, subject: SubjectRef | None, links: list[SubjectRef]
+) -> SubjectRef | None:
+    """The subject as registered (with its parent); refuses unknown or archived records."""
+    refs = ([subject] if subject else []) + links
+    known = repo.get_subjects(p.org, refs)
+    for field, ref in [("subject", subject)] + [
+        (f"linked_records[{i}]", r) for i, r in enumerate(links)
+    ]:
+        if ref is None:
+            continue
+        found = known.get(ref.key)
+        if found is None:
+            raise SubjectNotFound(
+                f"{field}: {ref.type.value} {ref.id!r} is not registered",
+                metadata={"field": field, "subjectType": ref.type.value, "subjectId": ref.id},
+            )
+        if found.archive_time is not None:
+            raise SubjectArchived(
+                f"{field}: {ref.type.value} {ref.id!r} is archived",
+                metadata={"field": field, "subjectType": ref.type.value, "subjectId": ref.id},
+            )
+        if ref.parent_id and ref.parent_id != found.parent_id:
+            raise SubjectParentMismatch(
+                f"{field}: {ref.type.value} {ref.id!r} is not registered under order "
+                f"{ref.parent_id!r}",
+                metadata={"field": field, "parentId": ref.parent_id},
+            )
+    if subject is None:
+        return None
+    return SubjectRef(subject.type, subject.id, known[subject.key].parent_id)
+
+
+def _normalized(fields: NoteFields) -> NoteFields:
+    assert fields.subject is not None
+    return dataclasses.replace(
+        fields,
+        linked_records=validation.normalize_links(fields.subject, fields.linked_records),
+        tags=list(dict.fromkeys(fields.tags)),
+    )
+
+
+def create_note(
+    p: Principal, fields: NoteFields, *, request_id: str = "", surface: Surface = Surface.GRPC
+) -> Outcome:
+    require(p, WRITE)
+    validation.validate_new_note(fields, request_id)
+    fields = _normalized(fields)
+
+    def work() -> Note:
+        subject = _check_subjects(p, fields.subject, fields.linked_records)
+        now = now_us()
+        note = Note(
+            **{f.name: getattr(fields, f.name) for f in dataclasses.fields(NoteFields)},
+            id=new_note_id(),
+            org=p.org,
+            author=p.author,
+            created_via=surface,
+            api_key_id=p.api_key_id,
+            purpose=p.purpose,
+            create_time=now,
+            update_time=now,
+            version=1,
+        )
+        note.subject = subject
+        note.number = repo.insert_note(p.org, note)
+        repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
+        return note
+
+    payload = {"fields": dataclasses.asdict(fields), "surface": surface.value}
+    return _idempotent(p, "CreateNote", request_id, payload, work)
+
+
+def get_note(p: Principal, *, note_id: str = "", number: int = 0) -> Note:
+    require(p, READ)
+    if not number:
+        validation.validate_note_id(note_id)
+    with repo.reading():
+        note = repo.get_note(p.org, note_id=note_id, number=number)
+    if note is None:
+        raise _not_found(note_id or str(number))
+    return note
+
+
+def _not_found(note_id: str) -> NoteNotFound:
+    return NoteNotFound(f"note {note_id!r} was not found", metadata={"noteId": note_id})
+
+
+def _change(
+    p: Principal,
+    method: str,
+    action: str,
+    note_id: str,
+    *,
+    expected: int,
+    request_id: str,
+    payload: object,
+    apply: Callable[[Note], tuple[Note, bool]],
+    surface: Surface,
+) -> Outcome:
+    """Read, check, write one note under its version; the write is conditional on the version
+    read, so no concurrent change is ever overwritten unseen."""
+
+    def work() -> Note:
+        note = repo.get_note(p.org, note_id=note_id, for_update=True)
+        if note is None:
+            raise _not_found(note_id)
+        if expected and note.version != expected:
+            raise VersionConflict(expected, note.version)
+        read_version = note.version
+        changed, index_changed = apply(note)
+        changed.version = read_version + 1
+        changed.update_time = now_us()
+        if not repo.update_note(
+            p.org, changed, read_version=read_version, index_changed=index_changed
+        ):
+            current = repo.get_note(p.org, note_id=note_id)
+            raise VersionConflict(expected or read_version, current.version if current else 0)
+        event = _event(p, action, surface, request_id, read_version, changed.version)
+        repo.add_event(p.org, note_id, event)
+        return changed
+
+    return _idempotent(p, method, request_id, payload, work)
+
+
+def update_note(
+    p: Principal,
+    note_id: str,
+    fields: NoteFields,
+    mask: tuple[str, ...],
+    *,
+    expected_version: int = 0,
+    request_id: str = "",
+    surface: Surface = Surface.GRPC,
+) -> Outcome:
+    require(p, WRITE)
+    validation.validate_update(note_id, fields, mask, expected_version, request_id)
+    mask = tuple(dict.fromkeys(mask))
+
+    def apply(note: Note) -> tuple[Note, bool]:
+        if note.delete_time is not None:
+            raise NoteDeleted(f"note {note_id!r} is deleted", metadata={"noteId": note_id})
+        assert note.subject is not None
+        changed = dataclasses.replace(note)
+        for name in mask:
+            setattr(changed, name, getattr(fields, name))
+        if "linked_records" in mask:
+            changed.linked_records = validation.normalize_links(
+                note.subject, changed.linked_records
+            )
+            _check_subjects(p, None, changed.linked_records)
+        if "tags" in mask:
+            changed.tags = list(dict.fromkeys(changed.tags))
+        return changed, "linked_records" in mask or "tags" in mask
+
+    payload = {
+        "id": note_id,
+        "mask": list(mask),
+        "fields": {name: _plain(getattr(fields, name)) for name in mask},
+        "expected": expected_version,
+    }
+    return _change(
+        p,
+        "UpdateNote",
+        "UPDATE",
+        note_id,
+        expected=expected_version,
+        request_id=request_id,
+        payload=payload,
+        apply=apply,
+        surface=surface,
+    )
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)  # type: ignore[arg-type]
+    return value
+
+
+def delete_note(
+    p: Principal,
+    note_id: str,
+    *,
+    expected_version: int = 0,
+    request_id: str = "",
+    surface: Surface = Surface.GRPC,
+) -> Outcome:
+    return _set_deleted(p, note_id, True, expected_version, request_id, surface)
+
+
+def undelete_note(
+    p: Principal,
+    note_id: str,
+    *,
+    expected_version: int = 0,
+    request_id: str = "",
+    surface: Surface = Surface.GRPC,
+) -> Outcome:
+    return _set_deleted(p, note_id, False, expected_version, request_id, surface)
+
+
+def _set_deleted(
+    p: Principal, note_id: str, deleted: bool, expected: int, request_id: str, surface: Surface
+) -> Outcome:
+    """Soft delete, or its undoing. Deleting a deleted note is NOT_FOUND; undeleting a live
+    one is ALREADY_EXISTS."""
+    require(p, WRITE)
+    validation.validate_note_call(note_id, expected, request_id)
+
+    def apply(note: Note) -> tuple[Note, bool]:
+        if deleted and note.delete_time is not None:
+            raise _not_found(note_id)
+        if not deleted and note.delete_time is None:
+            raise NotDeleted(f"note {note_id!r} is not deleted", metadata={"noteId": note_id})
+        return dataclasses.replace(note, delete_time=now_us() if deleted else None), False
+
+    return _change(
+        p,
+        "DeleteNote" if deleted else "UndeleteNote",
+        "DELETE" if deleted else "UNDELETE",
+        note_id,
+        expected=expected,
+        request_id=request_id,
+        payload={"id": note_id, "expected": expected},
+        apply=apply,
+        surface=surface,
+    )
+
+
+def _filter_fingerprint(q: ListQuery) -> str:
+    data = dataclasses.asdict(q)
+    for name in ("page_size", "page_token", "offset", "include_total_size"):
+        data.pop(name)
+    return _fingerprint("ListNotes", data)
+
+
+def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
+    require(p, READ)
+    validation.validate_list(q)
+    size = validation.effective_page_size(q.page_size)
+    fingerprint = _filter_fingerprint(q)
+    before = tokens.read(q.page_token, fingerprint) if q.page_token else 0
+    with repo.reading():
+        notes = repo.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
+        total = repo.count_notes(p.org, q) if q.include_total_size else 0
+    page = NotePage(notes[:size], total_size=total)
+    if len(notes) > size:
+        page.next_page_token = tokens.issue(fingerprint, page.notes[-1].number)
+    return page
+
+
+def note_history(p: Principal, note_id: str) -> list[NoteEvent]:
+    require(p, READ)
+    validation.validate_note_id(note_id)
+    with repo.reading():
+        events = repo.list_events(p.org, note_id)
+    if not events:
+        raise _not_found(note_id)
+    return events

@@ -1,0 +1,84 @@
+"""The subject registry: the records notes may attach to."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..domain import validation
+from ..domain.errors import SubjectNotFound, SubjectParentMismatch
+from ..domain.model import Principal, Scope, Subject, SubjectType
+from ..store import repository as repo
+from .clock import now_us
+from .notes import require
+
+WRITE = (Scope.SUBJECTS_WRITE,)
+READ = (Scope.NOTES_READ, Scope.SUBJECTS_WRITE)
+
+
+def _not_found(subject_type: SubjectType, subject_id: str) -> SubjectNotFound:
+    return SubjectNotFound(
+        f"{subject_type.value} {subject_id!r} is not registered",
+        metadata={"subjectType": subject_type.value, "subjectId": subject_id},
+    )
+
+
+def upsert_subject(p: Principal, s: Subject) -> tuple[Subject, bool]:
+    """Registers s, or updates the display name of the registered subject; (subject, created)."""
+    require(p, WRITE)
+    validation.validate_subject(s.type, s.id, s.parent_id, s.display_name)
+    if s.type is SubjectType.ORDER_ITEM:
+        order = validation.Violations()
+        with repo.reading():
+            parent = repo.get_subject(p.org, SubjectType.ORDER, s.parent_id)
+        if parent is None:
+            order.add("subject.parent_id", f"order {s.parent_id!r} is not registered")
+            order.raise_if_any()
+    for _ in range(2):
+        try:
+            with repo.writing():
+                existing = repo.get_subject(p.org, s.type, s.id)
+                now = now_us()
+                if existing is None:
+                    created = dataclasses.replace(s, create_time=now, update_time=now)
+                    repo.insert_subject(p.org, created)
+                    return created, True
+                if existing.parent_id != s.parent_id:
+                    raise SubjectParentMismatch(
+                        f"{s.type.value} {s.id!r} is registered under order {existing.parent_id!r}",
+                        metadata={"parentId": existing.parent_id},
+                    )
+                if s.display_name == existing.display_name:
+                    return existing, False
+                updated = dataclasses.replace(
+                    existing, display_name=s.display_name, update_time=now
+                )
+                repo.update_subject(p.org, updated)
+                return updated, False
+        except repo.IntegrityError:
+            continue  # registered concurrently: read it back as an update
+    raise AssertionError("unreachable: the subject exists after a unique violation")
+
+
+def get_subject(p: Principal, subject_type: SubjectType, subject_id: str) -> Subject:
+    require(p, READ)
+    validation.validate_subject_key(subject_type, subject_id)
+    with repo.reading():
+        found = repo.get_subject(p.org, subject_type, subject_id)
+    if found is None:
+        raise _not_found(subject_type, subject_id)
+    return found
+
+
+def archive_subject(p: Principal, subject_type: SubjectType, subject_id: str) -> Subject:
+    require(p, WRITE)
+    validation.validate_subject_key(subject_type, subject_id)
+    with repo.writing():
+        found = repo.get_subject(p.org, subject_type, subject_id)
+        if found is None:
+            raise _not_found(subject_type, subject_id)
+        if found.archive_time is not None:
+            return found
+        now = now_us()
+        archived = dataclasses.replace(found, archive_time=now, update_time=now)
+        repo.update_subject(p.org, archived)
+        return archived

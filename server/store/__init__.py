@@ -1,0 +1,1 @@
+"""The store: Peewee models, queries and migrations. Only this package speaks SQL."""

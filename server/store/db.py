@@ -1,0 +1,107 @@
+"""Opening the database named by a URL: SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlparse
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+DEFAULT_URL = "sqlite:///var/notes.db"
+
+# Models are bound to this proxy; open() fills it.
+proxy = peewee.DatabaseProxy()
+
+
+@dataclass(frozen=True)
+class Engine:
+    database: peewee.Database
+    kind: str  # "sqlite" or "postgres"
+    schema: str = ""
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgres"
+
+
+_current: Engine | None = None
+
+
+def current() -> Engine:
+    if _current is None:
+        raise RuntimeError("the store is not open")
+    return _current
+
+
+def open_database(url: str, *, pool_size: int = 16) -> Engine:
+    """Connects the models to the database at url. Connections are pooled per thread."""
+    global _current
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if not path:
+            raise ValueError("a sqlite URL needs a file path, e.g. sqlite:///var/notes.db")
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        db = PooledSqliteDatabase(
+            path,
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=10,
+            check_same_thread=False,
+            # Every write transaction takes the write lock up front, so two writers queue on
+            # the busy timeout instead of failing to upgrade a read lock.
+            lock_type="IMMEDIATE",
+            pragmas={
+                "journal_mode": "wal",
+                "synchronous": "full",
+                "busy_timeout": 10_000,
+                "foreign_keys": 1,
+                "cache_size": -32_000,
+            },
+        )
+        engine = Engine(db, "sqlite")
+    elif parsed.scheme in ("postgres", "postgresql"):
+        params = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        schema = params.pop("schema", "")
+        kwargs: dict[str, object] = {
+            "host": parsed.hostname or "127.0.0.1",
+            "port": parsed.port or 5432,
+            "user": unquote(parsed.username) if parsed.username else None,
+            "password": unquote(parsed.password) if parsed.password else None,
+            "connect_timeout": int(params.pop("connect_timeout", "5")),
+        }
+        if schema:
+            kwargs["options"] = f"-c search_path={schema}"
+        kwargs.update(params)
+        db = PooledPostgresqlDatabase(
+            parsed.path.lstrip("/") or "postgres",
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=10,
+            **{k: v for k, v in kwargs.items() if v is not None},
+        )
+        engine = Engine(db, "postgres", schema)
+    else:
+        raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}")
+    proxy.initialize(db)
+    _current = engine
+    return engine
+
+
+def close() -> None:
+    global _current
+    if _current is not None:
+        _current.database.close_all()
+        _current = None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+    return url

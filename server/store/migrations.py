@@ -1,0 +1,230 @@
+"""Versioned schema migrations. Each runs once, in a transaction, recorded in schema_migrations.
+
+Migrations are fixed SQL per engine, so an existing database upgrades in place whatever the
+models look like later. Concurrent starters (several replicas) serialize on a lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .db import Engine
+
+_TABLES = """
+CREATE TABLE subjects (
+    pk {serial} PRIMARY KEY,
+    org TEXT NOT NULL,
+    type TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL DEFAULT '',
+    display_name TEXT NOT NULL DEFAULT '',
+    create_time BIGINT NOT NULL,
+    update_time BIGINT NOT NULL,
+    archive_time BIGINT,
+    UNIQUE (org, type, external_id)
+);
+CREATE TABLE notes (
+    number {serial} PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    subject_parent_id TEXT NOT NULL DEFAULT '',
+    note_type TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visibility TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    links TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    author_type TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    author_name TEXT NOT NULL,
+    created_via TEXT NOT NULL,
+    api_key_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    happened_at BIGINT,
+    create_time BIGINT NOT NULL,
+    update_time BIGINT NOT NULL,
+    delete_time BIGINT,
+    version BIGINT NOT NULL
+);
+CREATE INDEX notes_by_subject ON notes (org, subject_type, subject_id, number);
+CREATE INDEX notes_by_parent ON notes (org, subject_parent_id, number);
+CREATE INDEX notes_by_author ON notes (org, author_id, number);
+CREATE INDEX notes_by_org ON notes (org, number);
+CREATE TABLE note_links (
+    note_number BIGINT NOT NULL REFERENCES notes (number) ON DELETE CASCADE,
+    org TEXT NOT NULL,
+    type TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (note_number, type, record_id)
+);
+CREATE INDEX note_links_by_record ON note_links (org, type, record_id, note_number);
+CREATE TABLE note_tags (
+    note_number BIGINT NOT NULL REFERENCES notes (number) ON DELETE CASCADE,
+    org TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (note_number, tag)
+);
+CREATE INDEX note_tags_by_tag ON note_tags (org, tag, note_number);
+CREATE TABLE request_ids (
+    org TEXT NOT NULL,
+    method TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    response TEXT NOT NULL,
+    create_time BIGINT NOT NULL,
+    PRIMARY KEY (org, method, request_id)
+);
+CREATE INDEX request_ids_by_time ON request_ids (create_time);
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    create_time BIGINT NOT NULL,
+    expire_time BIGINT,
+    revoke_time BIGINT
+);
+CREATE INDEX api_keys_by_org ON api_keys (org, create_time);
+CREATE TABLE note_events (
+    pk {serial} PRIMARY KEY,
+    org TEXT NOT NULL,
+    note_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    actor_name TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    api_key_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    old_version BIGINT NOT NULL,
+    new_version BIGINT NOT NULL,
+    event_time BIGINT NOT NULL
+);
+CREATE INDEX note_events_by_note ON note_events (org, note_id, pk);
+"""
+
+_SQLITE_SEARCH = """
+CREATE VIRTUAL TABLE notes_fts USING fts5(
+    title, body, content='notes', content_rowid='number',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_fts (rowid, title, body) VALUES (new.number, new.title, new.body);
+END;
+CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN
+    INSERT INTO notes_fts (notes_fts, rowid, title, body)
+    VALUES ('delete', old.number, old.title, old.body);
+END;
+CREATE TRIGGER notes_fts_update AFTER UPDATE OF title, body ON notes BEGIN
+    INSERT INTO notes_fts (notes_fts, rowid, title, body)
+    VALUES ('delete', old.number, old.title, old.body);
+    INSERT INTO notes_fts (rowid, title, body) VALUES (new.number, new.title, new.body);
+END;
+"""
+
+_POSTGRES_SEARCH = """
+ALTER TABLE notes ADD COLUMN search tsvector
+    GENERATED ALWAYS AS (to_tsvector('simple', title || ' ' || body)) STORED;
+CREATE INDEX notes_search ON notes USING GIN (search);
+"""
+
+
+def _initial(engine: Engine) -> list[str]:
+    serial = "BIGSERIAL" if engine.is_postgres else "INTEGER"
+    sql = _TABLES.replace("{serial}", serial)
+    if not engine.is_postgres:
+        # In SQLite only INTEGER PRIMARY KEY is the rowid; AUTOINCREMENT never reuses a number.
+        sql = sql.replace("INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT")
+    sql += _POSTGRES_SEARCH if engine.is_postgres else _SQLITE_SEARCH
+    return _split(sql)
+
+
+def _split(sql: str) -> list[str]:
+    """Statements separated by ';' at line ends, keeping trigger bodies whole."""
+    out, buf = [], []
+    for line in sql.strip().splitlines():
+        buf.append(line)
+        stripped = line.strip()
+        if stripped.endswith(";") and (
+            not buf[0].lstrip().startswith("CREATE TRIGGER") or stripped == "END;"
+        ):
+            out.append("\n".join(buf).strip().rstrip(";"))
+            buf = []
+    return out
+
+
+def _covering_deleted(engine: Engine) -> list[str]:
+    """Lists filter on delete_time IS NULL; with it in the index, counting a subject's notes
+    (total_size) reads only the index: 12 ms -> 0.7 ms for 10,000 notes at 1M rows (SQLite)."""
+    indexes = {
+        "notes_by_subject": "org, subject_type, subject_id, number, delete_time",
+        "notes_by_parent": "org, subject_parent_id, number, delete_time",
+        "notes_by_author": "org, author_id, number, delete_time",
+        "notes_by_org": "org, number, delete_time",
+    }
+    out = []
+    for name, columns in indexes.items():
+        out.append(f"DROP INDEX {name}")
+        out.append(f"CREATE INDEX {name} ON notes ({columns})")
+    return out
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
+    (1, "initial schema", _initial),
+    (2, "list indexes cover delete_time", _covering_deleted),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def migrate(engine: Engine, target: int | None = None) -> list[int]:
+    """Applies what is missing (up to target); returns the versions applied now."""
+    db = engine.database
+    applied_now: list[int] = []
+    ph = "%s" if engine.is_postgres else "?"
+    with db.connection_context():
+        if engine.is_postgres:
+            db.execute_sql("SELECT pg_advisory_lock(727274)")
+        try:
+            db.execute_sql(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            )
+            for version, name, statements in MIGRATIONS:
+                if target is not None and version > target:
+                    break
+                with db.atomic():
+                    done = db.execute_sql(
+                        f"SELECT 1 FROM schema_migrations WHERE version = {ph}", (version,)
+                    ).fetchone()
+                    if done:
+                        continue
+                    for statement in statements(engine):
+                        db.execute_sql(statement)
+                    db.execute_sql(
+                        "INSERT INTO schema_migrations (version, name, applied_at) "
+                        f"VALUES ({ph}, {ph}, {ph})",
+                        (version, name, int(time.time())),
+                    )
+                applied_now.append(version)
+        finally:
+            if engine.is_postgres:
+                db.execute_sql("SELECT pg_advisory_unlock(727274)")
+    return applied_now
+
+
+def current_version(engine: Engine) -> int:
+    db = engine.database
+    with db.connection_context():
+        row = db.execute_sql("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)

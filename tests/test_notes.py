@@ -1,0 +1,283 @@
+"""NotesService over a real server: every RPC's success and error paths."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
+from notes.v1 import notes_pb2 as pb
+
+from .conftest import bad_fields, error_info
+
+ORDER_723 = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id="723")
+ITEM_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_1")
+CUS_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
+
+
+def metadata(**values) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(values)
+    return s
+
+
+def test_create_returns_the_stored_note_with_server_fields(tenant):
+    happened = timestamp_pb2.Timestamp(seconds=1_780_000_000)
+    resp = tenant.create(
+        "Jordan approved the new contact",
+        subject=CUS_1,
+        linked_records=[
+            pb.SubjectRef(type=pb.SUBJECT_TYPE_CONTACT, id="con_1"),
+            pb.SubjectRef(type=pb.SUBJECT_TYPE_CONTACT, id="con_1"),
+            pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1"),
+            pb.SubjectRef(type=pb.SUBJECT_TYPE_PRODUCT, id="prod_1"),
+        ],
+        note_type=pb.NOTE_TYPE_EMAIL,
+        title="Inbound thread",
+        tags=["a", "b", "a"],
+        metadata=metadata(priority="high", amount=5000),
+        source="Author 117",
+        source_type="user",
+        happened_at=happened,
+    )
+    note = resp.note
+    assert resp.idempotency_status == pb.IDEMPOTENCY_STATUS_CREATED
+    assert note.id.startswith("note_") and len(note.id) == 31
+    assert note.number > 0 and note.version == 1
+    assert [(r.type, r.id) for r in note.linked_records] == [
+        (pb.SUBJECT_TYPE_CONTACT, "con_1"),
+        (pb.SUBJECT_TYPE_PRODUCT, "prod_1"),
+    ]
+    assert list(note.tags) == ["a", "b"]
+    assert note.metadata["amount"] == 5000 and note.metadata["priority"] == "high"
+    assert note.visibility == pb.VISIBILITY_INTERNAL
+    assert (note.author.type, note.author.id, note.author.display_name) == (
+        pb.AUTHOR_TYPE_USER,
+        "user_1",
+        "Jordan Buyer",
+    )
+    assert note.created_via == pb.SURFACE_GRPC
+    assert note.requested_via.api_key_id == tenant.key_id
+    assert note.requested_via.purpose == "tests"
+    assert note.happened_at == happened
+    assert note.create_time == note.update_time and not note.HasField("delete_time")
+    got = tenant.notes.GetNote(pb.GetNoteRequest(id=note.id), metadata=tenant.auth).note
+    assert got == note
+
+
+def test_author_comes_from_the_credential_not_the_request(tenant):
+    note = tenant.create(author=pb.Author(type=pb.AUTHOR_TYPE_SYSTEM, id="forged")).note
+    assert note.author.id == "user_1" and note.author.type == pb.AUTHOR_TYPE_USER
+
+
+def test_numbers_increase(tenant):
+    numbers = [tenant.create(f"n{i}").note.number for i in range(3)]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3
+
+
+def test_get_by_number_and_unknown_ids(tenant):
+    note = tenant.create().note
+    by_number = tenant.notes.GetNote(pb.GetNoteRequest(number=note.number), metadata=tenant.auth)
+    assert by_number.note.id == note.id
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.GetNote(pb.GetNoteRequest(id="note_missing"), metadata=tenant.auth)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(e.value).reason == "NOTE_NOT_FOUND"
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.GetNote(pb.GetNoteRequest(), metadata=tenant.auth)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_fields(e.value) == {"id"}
+
+
+def test_update_changes_only_the_masked_fields_and_bumps_the_version(tenant):
+    note = tenant.create("before", title="t", tags=["x"]).note
+    resp = tenant.notes.UpdateNote(
+        pb.UpdateNoteRequest(
+            note=pb.Note(id=note.id, body="after", title="ignored"),
+            update_mask=field_mask_pb2.FieldMask(paths=["body"]),
+            expected_version=1,
+        ),
+        metadata=tenant.auth,
+    )
+    assert resp.note.body == "after" and resp.note.title == "t" and resp.note.version == 2
+    assert list(resp.note.tags) == ["x"]
+    assert resp.note.update_time.ToMicroseconds() > note.update_time.ToMicroseconds()
+    assert resp.note.create_time == note.create_time
+
+
+def test_update_with_an_empty_mask_writes_the_fields_that_are_set(tenant):
+    note = tenant.create("before", title="t").note
+    resp = tenant.notes.UpdateNote(
+        pb.UpdateNoteRequest(note=pb.Note(id=note.id, tags=["new"])), metadata=tenant.auth
+    )
+    assert list(resp.note.tags) == ["new"] and resp.note.body == "before"
+    assert resp.note.title == "t"
+
+
+def test_update_with_star_replaces_every_updatable_field(tenant):
+    note = tenant.create("before", title="t", tags=["x"]).note
+    resp = tenant.notes.UpdateNote(
+        pb.UpdateNoteRequest(
+            note=pb.Note(id=note.id, body="only body"),
+            update_mask=field_mask_pb2.FieldMask(paths=["*"]),
+        ),
+        metadata=tenant.auth,
+    )
+    assert resp.note.body == "only body" and resp.note.title == "" and not resp.note.tags
+
+
+def test_update_refuses_unknown_mask_paths_and_the_subject(tenant):
+    note = tenant.create().note
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.UpdateNote(
+            pb.UpdateNoteRequest(
+                note=pb.Note(id=note.id, body="x"),
+                update_mask=field_mask_pb2.FieldMask(paths=["subject", "author"]),
+            ),
+            metadata=tenant.auth,
+        )
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_fields(e.value) == {"update_mask"}
+
+
+def test_a_stale_version_is_aborted_with_the_current_version(tenant):
+    note = tenant.create().note
+    update = pb.UpdateNoteRequest(note=pb.Note(id=note.id, body="v2"), expected_version=1)
+    tenant.notes.UpdateNote(update, metadata=tenant.auth)
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.UpdateNote(update, metadata=tenant.auth)
+    assert e.value.code() == grpc.StatusCode.ABORTED
+    info = error_info(e.value)
+    assert info.reason == "VERSION_MISMATCH" and info.metadata["currentVersion"] == "2"
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.DeleteNote(
+            pb.DeleteNoteRequest(id=note.id, expected_version=1), metadata=tenant.auth
+        )
+    assert e.value.code() == grpc.StatusCode.ABORTED
+
+
+def test_delete_is_soft_and_undelete_restores(tenant):
+    note = tenant.create(subject=CUS_1).note
+    deleted = tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=note.id), metadata=tenant.auth)
+    assert deleted.note.HasField("delete_time") and deleted.note.version == 2
+    got = tenant.notes.GetNote(pb.GetNoteRequest(id=note.id), metadata=tenant.auth).note
+    assert got.HasField("delete_time")
+    listed = tenant.notes.ListNotes(pb.ListNotesRequest(subject=CUS_1), metadata=tenant.auth)
+    assert note.id not in [n.id for n in listed.notes]
+    listed = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, show_deleted=True), metadata=tenant.auth
+    )
+    assert note.id in [n.id for n in listed.notes]
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=note.id), metadata=tenant.auth)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.UpdateNote(
+            pb.UpdateNoteRequest(note=pb.Note(id=note.id, body="x")), metadata=tenant.auth
+        )
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(e.value).reason == "NOTE_DELETED"
+    restored = tenant.notes.UndeleteNote(pb.UndeleteNoteRequest(id=note.id), metadata=tenant.auth)
+    assert not restored.note.HasField("delete_time") and restored.note.version == 3
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.UndeleteNote(pb.UndeleteNoteRequest(id=note.id), metadata=tenant.auth)
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_history_records_every_change_and_outlives_deletion(tenant):
+    note = tenant.create().note
+    tenant.notes.UpdateNote(
+        pb.UpdateNoteRequest(note=pb.Note(id=note.id, body="x"), request_id="upd-1"),
+        metadata=tenant.auth,
+    )
+    tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=note.id), metadata=tenant.auth)
+    events = tenant.notes.GetNoteHistory(
+        pb.GetNoteHistoryRequest(id=note.id), metadata=tenant.auth
+    ).events
+    assert [(e.action, e.old_version, e.new_version) for e in events] == [
+        ("CREATE", 0, 1),
+        ("UPDATE", 1, 2),
+        ("DELETE", 2, 3),
+    ]
+    assert events[1].request_id == "upd-1"
+    assert all(e.actor.id == "user_1" and e.surface == pb.SURFACE_GRPC for e in events)
+
+
+def test_list_filters(tenant):
+    a = tenant.create("alpha", subject=CUS_1, tags=["vip"], note_type=pb.NOTE_TYPE_EMAIL).note
+    b = tenant.create(
+        "beta",
+        subject=CUS_1,
+        visibility=pb.VISIBILITY_CUSTOMER,
+        linked_records=[pb.SubjectRef(type=pb.SUBJECT_TYPE_PRODUCT, id="prod_1")],
+    ).note
+    other = tenant.key(actor_id="user_9")
+    c = tenant.notes.CreateNote(
+        pb.CreateNoteRequest(note=pb.Note(subject=CUS_1, body="gamma")),
+        metadata=(("authorization", f"Bearer {other}"),),
+    ).note
+
+    def ids(**kwargs) -> list[str]:
+        resp = tenant.notes.ListNotes(
+            pb.ListNotesRequest(subject=CUS_1, **kwargs), metadata=tenant.auth
+        )
+        return [n.id for n in resp.notes]
+
+    assert ids() == [c.id, b.id, a.id]  # newest first
+    assert ids(tags=["vip"]) == [a.id]
+    assert ids(note_types=[pb.NOTE_TYPE_EMAIL]) == [a.id]
+    assert ids(visibility=pb.VISIBILITY_CUSTOMER) == [b.id]
+    assert ids(author_ids=["user_9"]) == [c.id]
+    assert ids(query="beta") == [b.id]
+    backlinks = tenant.notes.ListNotes(
+        pb.ListNotesRequest(linked_record=pb.SubjectRef(type=pb.SUBJECT_TYPE_PRODUCT, id="prod_1")),
+        metadata=tenant.auth,
+    )
+    assert [n.id for n in backlinks.notes] == [b.id]
+    counted = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, include_total_size=True, page_size=1, offset=1),
+        metadata=tenant.auth,
+    )
+    assert counted.total_size == 3 and [n.id for n in counted.notes] == [b.id]
+
+
+def test_an_orders_list_includes_its_items_notes(tenant):
+    on_order = tenant.create("order note", subject=ORDER_723).note
+    on_item = tenant.create("item note", subject=ITEM_1).note
+    assert on_item.subject.parent_id == "723"
+    only = tenant.notes.ListNotes(pb.ListNotesRequest(subject=ORDER_723), metadata=tenant.auth)
+    assert [n.id for n in only.notes] == [on_order.id]
+    both = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=ORDER_723, include_children=True), metadata=tenant.auth
+    )
+    assert [n.id for n in both.notes] == [on_item.id, on_order.id]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"unterminated', "AND OR NOT", "*", "' OR 1=1 --", "NEAR(a b)", "body:x", "a -b", "^x"],
+)
+def test_search_survives_hostile_queries(tenant, query):
+    tenant.create("plain words here")
+    try:
+        tenant.notes.ListNotes(
+            pb.ListNotesRequest(subject=CUS_1, query=query), metadata=tenant.auth
+        )
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_search_finds_words_phrases_and_prefixes(tenant):
+    a = tenant.create("The quick brown fox jumps", subject=CUS_1).note
+    b = tenant.create("A brown quick dog sleeps", subject=CUS_1).note
+
+    def found(query: str) -> set[str]:
+        resp = tenant.notes.ListNotes(
+            pb.ListNotesRequest(subject=CUS_1, query=query), metadata=tenant.auth
+        )
+        return {n.id for n in resp.notes}
+
+    assert found("brown") == {a.id, b.id}
+    assert found('"quick brown"') == {a.id}
+    assert found("jum*") == {a.id}
+    assert found("QUICK dog") == {b.id}
+    assert found("absent") == set()

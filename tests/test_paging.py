@@ -1,0 +1,81 @@
+"""Keyset pages: opaque, bound to their filter, and stable while notes are inserted."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+import pytest
+from notes.v1 import notes_pb2 as pb
+
+from .conftest import bad_fields, page_through
+
+CUS_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
+
+
+def test_paging_while_notes_are_inserted_returns_each_note_once(tenant):
+    before = [tenant.create(f"n{i}").note.id for i in range(25)]
+    stop = threading.Event()
+    inserted: list[str] = []
+
+    def writer() -> None:
+        while not stop.is_set() and len(inserted) < 200:
+            inserted.append(tenant.create("during").note.id)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen = page_through(tenant.notes, tenant.auth, CUS_1, page_size=4)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(seen) == len(set(seen)), "no note twice"
+    assert set(before) <= set(seen), "none of the notes present at the start skipped"
+    assert seen[-25:] == list(reversed(before))
+
+
+def test_a_token_reused_with_other_filters_is_refused(tenant):
+    for i in range(3):
+        tenant.create(f"n{i}")
+    page = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, page_size=1), metadata=tenant.auth
+    )
+    assert page.next_page_token
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.ListNotes(
+            pb.ListNotesRequest(
+                subject=CUS_1, page_size=1, page_token=page.next_page_token, tags=["x"]
+            ),
+            metadata=tenant.auth,
+        )
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_fields(e.value) == {"page_token"}
+    # A different page size with the same filter is fine (AIP-158).
+    tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, page_size=2, page_token=page.next_page_token),
+        metadata=tenant.auth,
+    )
+
+
+def test_a_forged_token_is_refused(tenant):
+    for i in range(3):
+        tenant.create(f"n{i}")
+    token = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, page_size=1), metadata=tenant.auth
+    ).next_page_token
+    forged = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.ListNotes(
+            pb.ListNotesRequest(subject=CUS_1, page_size=1, page_token=forged),
+            metadata=tenant.auth,
+        )
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_empty_next_page_token_is_the_end(tenant):
+    for i in range(4):
+        tenant.create(f"n{i}")
+    resp = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, page_size=4), metadata=tenant.auth
+    )
+    assert len(resp.notes) == 4 and resp.next_page_token == ""

@@ -1,0 +1,108 @@
+"""The subject registry and the rules notes follow about subjects."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from notes.v1 import notes_pb2 as pb
+
+from server.domain.model import SubjectType
+
+from .conftest import bad_fields, error_info
+
+
+def upsert(tenant, **fields):
+    return tenant.subjects.UpsertSubject(
+        pb.UpsertSubjectRequest(subject=pb.Subject(**fields)), metadata=tenant.auth
+    )
+
+
+def test_upsert_registers_then_updates_the_display_name(tenant):
+    first = upsert(tenant, type=pb.SUBJECT_TYPE_SUPPLIER, id="sup_9", display_name="Acme")
+    assert first.created and first.subject.display_name == "Acme"
+    again = upsert(tenant, type=pb.SUBJECT_TYPE_SUPPLIER, id="sup_9", display_name="Acme Ltd")
+    assert not again.created and again.subject.display_name == "Acme Ltd"
+    got = tenant.subjects.GetSubject(
+        pb.GetSubjectRequest(type=pb.SUBJECT_TYPE_SUPPLIER, id="sup_9"), metadata=tenant.auth
+    )
+    assert got.subject.display_name == "Acme Ltd"
+    assert got.subject.create_time == first.subject.create_time
+
+
+def test_an_order_item_needs_its_registered_order(tenant):
+    with pytest.raises(grpc.RpcError) as e:
+        upsert(tenant, type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_9")
+    assert bad_fields(e.value) == {"subject.parent_id"}
+    with pytest.raises(grpc.RpcError) as e:
+        upsert(tenant, type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_9", parent_id="no_order")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert upsert(tenant, type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_9", parent_id="723").created
+    with pytest.raises(grpc.RpcError) as e:
+        upsert(tenant, type=pb.SUBJECT_TYPE_CUSTOMER, id="c", parent_id="723")
+    assert bad_fields(e.value) == {"subject.parent_id"}
+
+
+def test_a_note_on_an_item_under_the_wrong_order_is_refused(tenant):
+    tenant.register(SubjectType.ORDER, "724")
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.create(
+            subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_1", parent_id="724")
+        )
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(e.value).reason == "SUBJECT_PARENT_MISMATCH"
+    ok = tenant.create(
+        subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_1", parent_id="723")
+    )
+    assert ok.note.subject.parent_id == "723"
+
+
+def test_notes_attach_only_to_registered_subjects_and_links(tenant):
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.create(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_unknown"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    info = error_info(e.value)
+    assert info.reason == "SUBJECT_NOT_FOUND" and info.metadata["subjectId"] == "cus_unknown"
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.create(linked_records=[pb.SubjectRef(type=pb.SUBJECT_TYPE_PRODUCT, id="nope")])
+    assert error_info(e.value).metadata["field"] == "linked_records[0]"
+    # The same id registered as another type is another subject.
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.create(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_SUPPLIER, id="cus_1"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_archived_subject_refuses_new_notes_but_keeps_its_old_ones(tenant):
+    old = tenant.create(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_2")).note
+    archived = tenant.subjects.ArchiveSubject(
+        pb.ArchiveSubjectRequest(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_2"), metadata=tenant.auth
+    )
+    assert archived.subject.HasField("archive_time")
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.create(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_2"))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(e.value).reason == "SUBJECT_ARCHIVED"
+    got = tenant.notes.GetNote(pb.GetNoteRequest(id=old.id), metadata=tenant.auth)
+    assert got.note.id == old.id
+
+
+def test_unknown_subjects_are_not_found(tenant, other_tenant):
+    for stub, request in [
+        (tenant.subjects.GetSubject, pb.GetSubjectRequest(type=pb.SUBJECT_TYPE_ORDER, id="9")),
+        (
+            tenant.subjects.ArchiveSubject,
+            pb.ArchiveSubjectRequest(type=pb.SUBJECT_TYPE_ORDER, id="9"),
+        ),
+    ]:
+        with pytest.raises(grpc.RpcError) as e:
+            stub(request, metadata=tenant.auth)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    tenant.register(SubjectType.ORDER, "only_mine")
+    with pytest.raises(grpc.RpcError) as e:
+        other_tenant.subjects.GetSubject(
+            pb.GetSubjectRequest(type=pb.SUBJECT_TYPE_ORDER, id="only_mine"),
+            metadata=other_tenant.auth,
+        )
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.subjects.GetSubject(pb.GetSubjectRequest(id="723"), metadata=tenant.auth)
+    assert bad_fields(e.value) == {"type"}
