@@ -54,6 +54,7 @@ class Settings:
     rate_limit_writes: int = field(
         default_factory=lambda: _env_int("NOTES_RATE_LIMIT_WRITES_PER_MINUTE", 0)
     )
+    note_cache: int = field(default_factory=lambda: _env_int("NOTES_NOTE_CACHE", 10_000))
     http_enabled: bool = True
 
     def resolved_jwt_secret(self) -> str:

@@ -17,7 +17,7 @@ import threading
 import uvicorn
 
 from .config import Settings
-from .store import db, migrations
+from .store import db, migrations, repository
 
 log = logging.getLogger("notes")
 
@@ -103,10 +103,13 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> int:
 
 def _serve(settings: Settings, reuse_port: bool) -> int:
     from .gateway.app import create_app
+    from .rpc import convert
     from .rpc.server import create_server
 
     engine = db.open_database(settings.database_url, pool_size=settings.threads + 4)
     migrations.migrate(engine)
+    for memo in (repository.DECODED, convert.RENDERED):
+        memo.resize(settings.note_cache)
     running = create_server(settings, reuse_port=reuse_port)
     running.server.start()
     event = {"event": "serving", "pid": os.getpid(), "grpc_port": running.port}

@@ -126,3 +126,36 @@ def test_paging_on_one_replica_while_others_create_and_delete(replicas, channel)
         writer.join()
     assert len(seen) == len(set(seen)), "no note twice"
     assert set(stable) <= set(seen), "no stable note skipped"
+
+
+def test_a_change_made_through_one_replica_is_what_every_other_replica_reads(replicas, channel):
+    """Replicas keep decoded notes in memory by (note, version); each read still asks the
+    database for the version, so a change made elsewhere is read at once, deleted or not."""
+    tenant = new_tenant(channel)
+    stubs = [pb_grpc.NotesServiceStub(ch) for ch in replicas]
+    note = tenant.create("first words").note
+
+    def seen() -> list[tuple[str, int, bool]]:
+        out = []
+        for stub in stubs:
+            got = stub.GetNote(pb.GetNoteRequest(id=note.id), metadata=tenant.auth).note
+            listed = stub.ListNotes(
+                pb.ListNotesRequest(subject=CUS_1, show_deleted=True), metadata=tenant.auth
+            ).notes
+            (same,) = [n for n in listed if n.id == note.id]
+            assert same == got
+            out.append((got.body, got.version, got.HasField("delete_time")))
+        return out
+
+    assert seen() == [("first words", 1, False)] * len(stubs)  # every replica has it in memory
+    for i, stub in enumerate(stubs):
+        version = 3 * i + 2
+        stub.UpdateNote(
+            pb.UpdateNoteRequest(note=pb.Note(id=note.id, body=f"words {i}")),
+            metadata=tenant.auth,
+        )
+        assert seen() == [(f"words {i}", version, False)] * len(stubs)
+        stub.DeleteNote(pb.DeleteNoteRequest(id=note.id), metadata=tenant.auth)
+        assert seen() == [(f"words {i}", version + 1, True)] * len(stubs)
+        stub.UndeleteNote(pb.UndeleteNoteRequest(id=note.id), metadata=tenant.auth)
+        assert seen() == [(f"words {i}", version + 2, False)] * len(stubs)

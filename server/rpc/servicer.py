@@ -33,12 +33,12 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
 
     def GetNote(self, request: pb.GetNoteRequest, context) -> pb.GetNoteResponse:
         note = notes.get_note(current().principal, note_id=request.id, number=request.number)
-        return pb.GetNoteResponse(note=c.note_out(note))
+        return pb.GetNoteResponse(note=c.stored_note_out(note))
 
     def ListNotes(self, request: pb.ListNotesRequest, context) -> pb.ListNotesResponse:
         page = notes.list_notes(current().principal, c.list_query_in(request), self._tokens)
         return pb.ListNotesResponse(
-            notes=[c.note_out(n) for n in page.notes],
+            notes=[c.stored_note_out(n) for n in page.notes],
             next_page_token=page.next_page_token,
             total_size=page.total_size,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from ..domain.model import (
     Surface,
     Visibility,
 )
+from ..memo import Memo
 from . import db
 from .models import (
     ApiKeyRow,
@@ -151,20 +153,28 @@ def update_subject(org: str, s: Subject) -> None:
 # --- notes ------------------------------------------------------------------------------
 
 
-# Notes are read as plain tuples under a selection rendered once: building the 26-column
-# selection and a model instance per row was most of GetNote's time (profiled: ~75%).
+# Notes are read as plain tuples by SQL written here, not rendered by Peewee per call: building
+# the 26-column selection and a model instance per row was most of GetNote's time (profiled:
+# ~75%), and rendering a list's query cost more than SQLite's running it.
 _NOTE_COLUMNS = [f.column_name for f in NoteRow._meta.sorted_fields]
-_NOTE_SELECTION = pw.SQL(", ".join(f'"{c}"' for c in _NOTE_COLUMNS))
+_SELECT_NOTES = "SELECT " + ", ".join(f'"{c}"' for c in _NOTE_COLUMNS) + ' FROM "notes" WHERE '
 _NoteTuple = collections.namedtuple("_NoteTuple", [f.name for f in NoteRow._meta.sorted_fields])
+_ORG, _NUMBER, _VERSION = (_NOTE_COLUMNS.index(c) for c in ("org", "number", "version"))
+
+# A row decodes to the same Note for as long as its version stands (every change bumps it), so
+# decoded notes are kept by (org, number, version): a list of 50 notes decoded 1.0 ms of its
+# 2.0 ms. Notes handed out are shared; callers change copies (dataclasses.replace), never them.
+DECODED: Memo[Note] = Memo()
 
 
-def _select_notes() -> pw.ModelSelect:
-    return NoteRow.select(_NOTE_SELECTION)
-
-
-def _fetch_notes(query: pw.ModelSelect) -> list[Note]:
+def _decode_all(rows: list[tuple]) -> list[Note]:
     """Straight from the driver's rows: every column is text or an integer already."""
-    return [_note(values) for values in db.current().database.execute(query).fetchall()]
+    notes = []
+    for values in rows:
+        key = (values[_ORG], values[_NUMBER], values[_VERSION])
+        note = DECODED.get(key)
+        notes.append(note if note is not None else DECODED.put(key, _note(values)))
+    return notes
 
 
 def _note(values: tuple) -> Note:
@@ -265,87 +275,117 @@ def update_note(org: str, n: Note, *, read_version: int, index_changed: bool) ->
     return bool(changed)
 
 
+@functools.cache
+def _get_note_sql(by: str, param: str, for_update: bool) -> str:
+    lock = " FOR UPDATE" if for_update else ""
+    return f'{_SELECT_NOTES}"org" = {param} AND "{by}" = {param} LIMIT 1{lock}'
+
+
 def get_note(org: str, *, note_id: str = "", number: int = 0, for_update: bool = False):
-    query = _select_notes().where(NoteRow.org == org)
-    query = query.where(NoteRow.id == note_id) if note_id else query.where(NoteRow.number == number)
-    if for_update and db.current().is_postgres:
-        query = query.for_update()
-    found = _fetch_notes(query.limit(1))
-    return found[0] if found else None
+    engine = db.current()
+    sql = _get_note_sql(
+        "id" if note_id else "number", engine.database.param, for_update and engine.is_postgres
+    )
+    rows = engine.database.execute_sql(sql, (org, note_id or number)).fetchall()
+    return _decode_all(rows)[0] if rows else None
 
 
-def _filtered(org: str, q: ListQuery, query: pw.ModelSelect) -> pw.ModelSelect:
-    query = query.where(NoteRow.org == org)
+class _Where:
+    """A list's WHERE clause as SQL text and its parameters."""
+
+    def __init__(self, param: str) -> None:
+        self.param = param
+        self.parts: list[str] = []
+        self.params: list[object] = []
+
+    def add(self, sql: str, *params: object) -> None:
+        self.parts.append(sql.replace("?", self.param))
+        self.params.extend(params)
+
+    def marks(self, values: list) -> str:
+        return ", ".join([self.param] * len(values))
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.parts)
+
+
+def _filtered(org: str, q: ListQuery) -> _Where:
+    engine = db.current()
+    w = _Where(engine.database.param)
+    w.add('"org" = ?', org)
     if q.subject is not None:
         s = q.subject
-        own = (NoteRow.subject_type == s.type.value) & (NoteRow.subject_id == s.id)
         if q.include_children:
-            child = (NoteRow.subject_parent_id == s.id) & (
-                NoteRow.subject_type == SubjectType.ORDER_ITEM.value
+            w.add(
+                '(("subject_type" = ? AND "subject_id" = ?)'
+                ' OR ("subject_parent_id" = ? AND "subject_type" = ?))',
+                s.type.value,
+                s.id,
+                s.id,
+                SubjectType.ORDER_ITEM.value,
             )
-            own = own | child
-        query = query.where(own)
+        else:
+            w.add('"subject_type" = ? AND "subject_id" = ?', s.type.value, s.id)
     if q.linked_record is not None:
         r = q.linked_record
-        query = query.where(
-            NoteRow.number.in_(
-                NoteLinkRow.select(NoteLinkRow.note_number).where(
-                    (NoteLinkRow.org == org)
-                    & (NoteLinkRow.type == r.type.value)
-                    & (NoteLinkRow.record_id == r.id)
-                )
-            )
+        w.add(
+            '"number" IN (SELECT "note_number" FROM "note_links"'
+            ' WHERE "org" = ? AND "type" = ? AND "record_id" = ?)',
+            org,
+            r.type.value,
+            r.id,
         )
     if q.author_ids:
-        query = query.where(NoteRow.author_id.in_(q.author_ids))
+        w.add(f'"author_id" IN ({w.marks(q.author_ids)})', *q.author_ids)
     if q.visibility is not None:
-        query = query.where(NoteRow.visibility == q.visibility.value)
+        w.add('"visibility" = ?', q.visibility.value)
     if q.note_types:
-        query = query.where(NoteRow.note_type.in_([t.value for t in q.note_types]))
+        w.add(f'"note_type" IN ({w.marks(q.note_types)})', *(t.value for t in q.note_types))
     if q.tags:
-        query = query.where(
-            NoteRow.number.in_(
-                NoteTagRow.select(NoteTagRow.note_number).where(
-                    (NoteTagRow.org == org) & NoteTagRow.tag.in_(q.tags)
-                )
-            )
+        w.add(
+            f'"number" IN (SELECT "note_number" FROM "note_tags"'
+            f' WHERE "org" = ? AND "tag" IN ({w.marks(q.tags)}))',
+            org,
+            *q.tags,
         )
     if q.query:
-        query = query.where(_matches(search.parse(q.query)))
+        _match(w, search.parse(q.query), engine.is_postgres)
     if not q.show_deleted:
-        query = query.where(NoteRow.delete_time.is_null())
-    return query
+        w.add('"delete_time" IS NULL')
+    return w
 
 
-def _matches(terms: list[search.Term]) -> pw.Expression:
-    if db.current().is_postgres:
+def _match(w: _Where, terms: list[search.Term], postgres: bool) -> None:
+    if postgres:
         parts, params = [], []
         for t in terms:
             if t.prefix:
-                parts.append("to_tsquery('simple', %s)")
+                parts.append("to_tsquery('simple', ?)")
                 params.append(f"'{t.words[0]}':*")
             else:
-                parts.append("phraseto_tsquery('simple', %s)")
+                parts.append("phraseto_tsquery('simple', ?)")
                 params.append(" ".join(t.words))
-        search = pw.Column(NoteRow._meta.table, "search")
-        return pw.NodeList((search, pw.SQL("@@ (" + " && ".join(parts) + ")", params)))
+        w.add('"search" @@ (' + " && ".join(parts) + ")", *params)
+        return
     fts = " AND ".join('"' + " ".join(t.words) + '"' + ("*" if t.prefix else "") for t in terms)
-    matching = pw.SQL("(SELECT rowid FROM notes_fts WHERE notes_fts MATCH ?)", [fts])
-    return NoteRow.number.in_(matching)
+    w.add('"number" IN (SELECT rowid FROM notes_fts WHERE notes_fts MATCH ?)', fts)
 
 
 def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) -> list[Note]:
-    query = _filtered(org, q, _select_notes())
+    w = _filtered(org, q)
     if before:
-        query = query.where(NoteRow.number < before)
-    query = query.order_by(NoteRow.number.desc()).limit(limit)
+        w.add('"number" < ?', before)
+    sql = f'{_SELECT_NOTES}{w.sql} ORDER BY "number" DESC LIMIT {int(limit)}'
     if offset:
-        query = query.offset(offset)
-    return _fetch_notes(query)
+        sql += f" OFFSET {int(offset)}"
+    return _decode_all(db.current().database.execute_sql(sql, w.params).fetchall())
 
 
 def count_notes(org: str, q: ListQuery) -> int:
-    return _filtered(org, q, NoteRow.select(NoteRow.number)).count()
+    w = _filtered(org, q)
+    sql = f'SELECT COUNT(*) FROM "notes" WHERE {w.sql}'
+    return int(db.current().database.execute_sql(sql, w.params).fetchone()[0])
 
 
 # --- request ids ------------------------------------------------------------------------
