@@ -179,10 +179,9 @@ def test_another_organizations_notes_and_subjects_are_not_found(tenant, other_te
         pb.ListNotesRequest(subject=CUS_1, query="secret"), metadata=other_tenant.auth
     )
     assert note.id not in [n.id for n in listed.notes]
-    listed = other_tenant.notes.ListNotes(
-        pb.ListNotesRequest(tags=["t"]), metadata=other_tenant.auth
-    )
-    assert not listed.notes
+    for request in (pb.ListNotesRequest(tags=["t"]), pb.ListNotesRequest(query="secret")):
+        listed = other_tenant.notes.ListNotes(request, metadata=other_tenant.auth)
+        assert not listed.notes
     unchanged = tenant.notes.GetNote(pb.GetNoteRequest(id=note.id), metadata=tenant.auth).note
     assert unchanged.version == 1 and unchanged.body == "secret"
 

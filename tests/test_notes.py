@@ -258,12 +258,15 @@ def test_an_orders_list_includes_its_items_notes(tenant):
 )
 def test_search_survives_hostile_queries(tenant, query):
     tenant.create("plain words here")
-    try:
-        tenant.notes.ListNotes(
-            pb.ListNotesRequest(subject=CUS_1, query=query), metadata=tenant.auth
-        )
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # With a subject the search filters its notes; without, it walks the text index itself.
+    for request in (
+        pb.ListNotesRequest(subject=CUS_1, query=query),
+        pb.ListNotesRequest(query=query),
+    ):
+        try:
+            tenant.notes.ListNotes(request, metadata=tenant.auth)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_search_finds_words_phrases_and_prefixes(tenant):
@@ -281,3 +284,30 @@ def test_search_finds_words_phrases_and_prefixes(tenant):
     assert found("jum*") == {a.id}
     assert found("QUICK dog") == {b.id}
     assert found("absent") == set()
+
+
+def test_a_search_without_a_subject_pages_newest_first_and_skips_deleted_notes(tenant):
+    made = []
+    for i in range(7):
+        made.append(tenant.create(f"kumquat number {i}", subject=ORDER_723 if i % 2 else CUS_1))
+        tenant.create(f"plain filler {i}")
+    gone = made[3].note
+    tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=gone.id), metadata=tenant.auth)
+    expected = [m.note.id for m in reversed(made) if m.note.id != gone.id]
+
+    seen, token = [], ""
+    while True:
+        page = tenant.notes.ListNotes(
+            pb.ListNotesRequest(query="kumquat", page_size=2, page_token=token),
+            metadata=tenant.auth,
+        )
+        seen.extend(n.id for n in page.notes)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == expected
+    counted = tenant.notes.ListNotes(
+        pb.ListNotesRequest(query="kumqu*", include_total_size=True, page_size=1, offset=2),
+        metadata=tenant.auth,
+    )
+    assert counted.total_size == 6 and [n.id for n in counted.notes] == [expected[2]]
