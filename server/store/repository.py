@@ -91,37 +91,45 @@ def writing() -> Iterator[None]:
 # --- subjects ---------------------------------------------------------------------------
 
 
-def _subject(row: SubjectRow) -> Subject:
+# Subjects are read by every note written and every gateway list: plain SQL, as notes are.
+_SUBJECTS = (
+    'SELECT "type", "external_id", "parent_id", "display_name", "create_time", "update_time",'
+    ' "archive_time" FROM "subjects" WHERE "org" = ? AND '
+)
+
+
+def _subject(row: tuple) -> Subject:
+    kind, subject_id, parent_id, display_name, created, updated, archived = row
     return Subject(
-        type=SubjectType(row.type),
-        id=row.external_id,
-        parent_id=row.parent_id,
-        display_name=row.display_name,
-        create_time=row.create_time,
-        update_time=row.update_time,
-        archive_time=row.archive_time,
+        type=SubjectType(kind),
+        id=subject_id,
+        parent_id=parent_id,
+        display_name=display_name,
+        create_time=created,
+        update_time=updated,
+        archive_time=archived,
     )
+
+
+def _subject_rows(where: str, params: tuple) -> list[tuple]:
+    database = db.current().database
+    sql = (_SUBJECTS + where).replace("?", database.param)
+    return database.execute_sql(sql, params).fetchall()
 
 
 def get_subject(org: str, subject_type: SubjectType, subject_id: str) -> Subject | None:
-    row = (
-        SubjectRow.select()
-        .where(
-            (SubjectRow.org == org)
-            & (SubjectRow.type == subject_type.value)
-            & (SubjectRow.external_id == subject_id)
-        )
-        .first()
+    rows = _subject_rows(
+        '"type" = ? AND "external_id" = ? LIMIT 1', (org, subject_type.value, subject_id)
     )
-    return _subject(row) if row else None
+    return _subject(rows[0]) if rows else None
 
 
 def get_subjects(org: str, refs: list[SubjectRef]) -> dict[tuple[str, str], Subject]:
     if not refs:
         return {}
-    ids = {r.id for r in refs}
-    rows = SubjectRow.select().where((SubjectRow.org == org) & SubjectRow.external_id.in_(ids))
-    return {(r.type, r.external_id): _subject(r) for r in rows}
+    ids = sorted({r.id for r in refs})
+    rows = _subject_rows(f'"external_id" IN ({", ".join(["?"] * len(ids))})', (org, *ids))
+    return {(row[0], row[1]): _subject(row) for row in rows}
 
 
 def insert_subject(org: str, s: Subject) -> None:
