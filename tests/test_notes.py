@@ -311,3 +311,25 @@ def test_a_search_without_a_subject_pages_newest_first_and_skips_deleted_notes(t
         metadata=tenant.auth,
     )
     assert counted.total_size == 6 and [n.id for n in counted.notes] == [expected[2]]
+
+
+def test_a_listed_note_is_exactly_the_stored_note_whatever_its_text(tenant):
+    """SQLite lists read rows as one JSON document; nothing may change on the way."""
+    text = 'quote " backslash \\ bell \x07 tab \t rtl \u202e emoji \U0001f600 line \u2028 é'
+    metadata = struct_pb2.Struct()
+    metadata.update({"text": text, "n": 2**40, "f": 0.1, "nested": {"list": [1, "two", None]}})
+    created = tenant.create(
+        text,
+        subject=ORDER_723,
+        title=text[:40],
+        tags=[text[:20], "plain"],
+        metadata=metadata,
+        source=text[:30],
+        linked_records=[pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")],
+    ).note
+    listed = tenant.notes.ListNotes(  # first, so that the list decodes the row itself
+        pb.ListNotesRequest(subject=ORDER_723, page_size=1), metadata=tenant.auth
+    ).notes
+    got = tenant.notes.GetNote(pb.GetNoteRequest(id=created.id), metadata=tenant.auth).note
+    assert got == created
+    assert list(listed) == [created]

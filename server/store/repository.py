@@ -405,11 +405,8 @@ def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool
 # A search with nothing narrower to go by (no subject, linked record or tag) walks the FTS
 # index newest first and stops at the page's end, instead of collecting every match first
 # (27,418 notes for one common word at 1M notes).
-_SELECT_NOTES_BY_FTS = (
-    "SELECT "
-    + ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
-    + ' FROM "notes_fts" JOIN "notes" ON "notes"."number" = "notes_fts"."rowid" WHERE '
-)
+_FROM_FTS = '"notes_fts" JOIN "notes" ON "notes"."number" = "notes_fts"."rowid"'
+_ALL_COLUMNS = ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
 
 
 def _fts_driven(q: ListQuery) -> bool:
@@ -425,15 +422,45 @@ def _fts_driven(q: ListQuery) -> bool:
 def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) -> list[Note]:
     fts_driven = _fts_driven(q)
     w = _filtered(org, q, fts_driven=fts_driven)
-    select, number = (
-        (_SELECT_NOTES_BY_FTS, '"notes_fts"."rowid"') if fts_driven else (_SELECT_NOTES, '"number"')
-    )
+    source, number = (_FROM_FTS, '"notes_fts"."rowid"') if fts_driven else ('"notes"', '"number"')
     if before:
         w.add(f"{number} < ?", before)
-    sql = f"{select}{w.sql} ORDER BY {number} DESC LIMIT {int(limit)}"
+    page = f"FROM {source} WHERE {w.sql} ORDER BY {number} DESC LIMIT {int(limit)}"
     if offset:
-        sql += f" OFFSET {int(offset)}"
-    return _decode_all(db.current().database.execute_sql(sql, w.params).fetchall())
+        page += f" OFFSET {int(offset)}"
+    if db.current().is_postgres:
+        rows = db.current().database.execute_sql(f"SELECT {_ALL_COLUMNS} {page}", w.params)
+        return _decode_all(rows.fetchall())
+    return _list_sqlite(org, page, w.params)
+
+
+# Python's sqlite3 module lets go of the GIL for every row it steps through, and with other
+# threads busy each step can wait a whole switch interval to get it back: 16 threads listing
+# 50 notes managed 425 lists/s where one thread managed 3,027. So SQLite answers a page in one
+# row: the page's (number, version) pairs as one JSON array, then, in the same snapshot, one
+# JSON array of the notes not already decoded. 16 threads then list as fast as one.
+def _list_sqlite(org: str, page: str, params: list) -> list[Note]:
+    database = db.current().database
+    keys_sql = (
+        'SELECT json_group_array(json_array("number", "version")) FROM'
+        f' (SELECT "notes"."number" AS "number", "notes"."version" AS "version" {page})'
+    )
+    database.execute_sql("BEGIN")  # one snapshot for both statements
+    try:
+        keys = json.loads(database.execute_sql(keys_sql, params).fetchone()[0])
+        found = {n: note for n, v in keys if (note := DECODED.get((org, n, v))) is not None}
+        missing = [n for n, _ in keys if n not in found]
+        if missing:
+            marks = ", ".join([database.param] * len(missing))
+            rows_sql = (
+                f"SELECT json_group_array(json_array({_ALL_COLUMNS})) FROM"
+                f' "notes" WHERE "org" = {database.param} AND "number" IN ({marks})'
+            )
+            rows = json.loads(database.execute_sql(rows_sql, [org, *missing]).fetchone()[0])
+            found.update((note.number, note) for note in _decode_all([tuple(r) for r in rows]))
+    finally:
+        database.execute_sql("COMMIT")
+    return [found[n] for n in sorted(found, reverse=True)]  # newest first, whatever order
 
 
 def count_notes(org: str, q: ListQuery) -> int:
