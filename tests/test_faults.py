@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -18,6 +20,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from notes.v1 import notes_pb2 as pb
 from notes.v1 import notes_pb2_grpc as pb_grpc
+
+from server.store import repository as repo
 
 from .conftest import error_info, new_tenant, start_service, stop_service
 from .proxy import Proxy
@@ -187,3 +191,27 @@ def test_a_busy_sqlite_file_makes_writers_wait_not_fail(service, tenant):
         released.join()
     blocker.close()
     assert note.body == "waited"
+
+
+def test_a_writer_queue_held_by_another_process_is_waited_for_only_so_long(service, tenant):
+    """Processes sharing a SQLite file queue their writers on an flock beside it. A holder
+    that never lets go (stopped, not dead) costs a writer WRITE_WAIT_SECONDS, then
+    UNAVAILABLE: never a hang past that, never "database is locked", nothing stored."""
+    if service.engine != "sqlite":
+        pytest.skip("SQLite's writer queue")
+    path = urlparse(service.database_url).path[1:]
+    fd = os.open(path + "-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as e:
+            tenant.create("queued behind a stopped writer", timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        os.close(fd)  # releases the lock
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "locked" not in (e.value.details() or "")
+    assert repo.WRITE_WAIT_SECONDS <= elapsed < repo.WRITE_WAIT_SECONDS + 5
+    assert tenant.create("after the holder let go", timeout=10).note.version == 1
+    listed = tenant.notes.ListNotes(pb.ListNotesRequest(subject=CUS_1), metadata=tenant.auth)
+    assert [n.body for n in listed.notes] == ["after the holder let go"]

@@ -180,7 +180,10 @@ def create_note(
         repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
         return note
 
-    payload = {"fields": dataclasses.asdict(fields), "surface": surface.value}
+    # The fingerprint needs the payload only under a request id (asdict deep-copies: ~80 us).
+    payload = (
+        {"fields": dataclasses.asdict(fields), "surface": surface.value} if request_id else None
+    )
     return _idempotent(p, "CreateNote", request_id, payload, work)
 
 

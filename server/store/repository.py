@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import functools
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 
 import peewee as pw
@@ -62,12 +65,66 @@ def reading() -> Iterator[None]:
         yield
 
 
-# SQLite has one writer at a time. Threads of this process queue here, in order, instead of
-# sleeping in SQLite's busy handler (which backs off in steps of up to 100 ms): measured with
-# the benchmark, CreateNote p99 534-734 ms -> 39-89 ms. Other processes still meet the busy
-# timeout, so correctness never depends on this lock.
-_SQLITE_WRITER = threading.Lock()
+# SQLite has one writer at a time. Writers queue here instead of sleeping in SQLite's busy
+# handler, which backs off in steps of up to 100 ms: threads of this process on a lock, in
+# order (CreateNote p99 534-734 ms -> 39-89 ms), and processes sharing the file (--workers,
+# replicas) on an flock of a file beside it. SQLite's own lock stays the arbiter, so
+# correctness never depends on these: a writer that does not take them (a migration, a bulk
+# load) meets the busy timeout as before.
 WRITE_WAIT_SECONDS = 10.0
+
+
+class _SqliteWriters:
+    def __init__(self) -> None:
+        self._thread = threading.Lock()
+        self._files: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def turn(self, path: str) -> Iterator[None]:
+        if not self._thread.acquire(timeout=WRITE_WAIT_SECONDS):
+            raise StoreUnavailable("the database is busy; retry later")
+        try:
+            fd = self._file(path)
+            self._flock(fd)
+            try:
+                yield
+            finally:
+                if fd >= 0:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+    def _file(self, path: str) -> int:
+        if path == ":memory:" or path.startswith("file:"):
+            return -1
+        if path not in self._files:
+            try:
+                self._files[path] = os.open(path + "-writer", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # a read-only directory, another user's file: queue on SQLite alone
+                self._files[path] = -1
+        return self._files[path]
+
+    @staticmethod
+    def _flock(fd: int) -> None:
+        """Polls, in steps growing from 0.1 to 2 ms, for at most WRITE_WAIT_SECONDS: a holder
+        that stopped without dying (SIGSTOP, a debugger) must not hold every writer of every
+        other process past its deadline. A holder that dies releases it."""
+        if fd < 0:
+            return
+        deadline = time.monotonic() + WRITE_WAIT_SECONDS
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable("the database is busy; retry later") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+
+_SQLITE_WRITERS = _SqliteWriters()
 
 
 @contextlib.contextmanager
@@ -79,13 +136,13 @@ def writing() -> Iterator[None]:
         with _unavailable_on_failure(), database.connection_context(), database.atomic():
             yield
         return
-    if not _SQLITE_WRITER.acquire(timeout=WRITE_WAIT_SECONDS):
-        raise StoreUnavailable("the database is busy; retry later")
-    try:
-        with _unavailable_on_failure(), database.connection_context(), database.atomic():
-            yield
-    finally:
-        _SQLITE_WRITER.release()
+    with (
+        _SQLITE_WRITERS.turn(database.database),
+        _unavailable_on_failure(),
+        database.connection_context(),
+        database.atomic(),
+    ):
+        yield
 
 
 def _insert(table: str, rows: list[dict[str, object]], *, returning: str = "") -> int:
