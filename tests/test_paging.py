@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 
 import grpc
 import pytest
 from notes.v1 import notes_pb2 as pb
+
+from server.domain.errors import ValidationFailed
+from server.domain.paging import PageTokens
 
 from .conftest import bad_fields, page_through
 
@@ -79,3 +84,18 @@ def test_an_empty_next_page_token_is_the_end(tenant):
         pb.ListNotesRequest(subject=CUS_1, page_size=4), metadata=tenant.auth
     )
     assert len(resp.notes) == 4 and resp.next_page_token == ""
+
+
+def test_a_token_reveals_neither_its_position_nor_its_filter():
+    """Opaque, not merely base64 of readable state: the position is sealed, and the token
+    still reads back only with the secret that issued it."""
+    tokens = PageTokens(b"secret")
+    fingerprint = hashlib.sha256(b"a filter").hexdigest()
+    token = tokens.issue(fingerprint, 4242)
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert b"4242" not in raw and (4242).to_bytes(8, "big") not in raw
+    assert bytes.fromhex(fingerprint[:16]) not in raw
+    assert tokens.read(token, fingerprint) == 4242
+    assert tokens.issue(fingerprint, 4243) != token
+    with pytest.raises(ValidationFailed):
+        PageTokens(b"another secret").read(token, fingerprint)
