@@ -127,9 +127,11 @@ def writes_blocked(service):
         blocker.close()
 
 
-def test_a_client_deadline_is_honoured(service, tenant):
+def test_a_client_deadline_is_honoured_and_the_abandoned_call_stores_nothing(service, tenant):
     """The server is stuck on a lock it cannot get; the caller still hears back at its
-    deadline, with DEADLINE_EXCEEDED, not after the lock is released."""
+    deadline, with DEADLINE_EXCEEDED, not after the lock is released. Once the lock is free
+    the server finds nobody waiting and rolls the create back instead of committing it."""
+    seen = len(service.log)
     with writes_blocked(service):
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as e:
@@ -137,6 +139,13 @@ def test_a_client_deadline_is_honoured(service, tenant):
         elapsed = time.monotonic() - started
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert 0.5 <= elapsed < 3
+    service.wait_for_log(
+        lambda lines: any(
+            "/CreateNote" in line and '"code": "CANCELLED"' in line for line in lines[seen:]
+        )
+    )
+    listed = tenant.notes.ListNotes(pb.ListNotesRequest(subject=CUS_1), metadata=tenant.auth)
+    assert list(listed.notes) == []
 
 
 def test_postgres_going_away_fails_fast_and_recovers_by_itself(service, own_service, channel):

@@ -17,6 +17,7 @@ class Kind(enum.Enum):
     UNAVAILABLE = "unavailable"
     EXHAUSTED = "exhausted"
     DEADLINE = "deadline"
+    CANCELLED = "cancelled"
 
 
 class DomainError(Exception):
@@ -126,3 +127,8 @@ class RateLimited(DomainError):
 class DeadlineExceeded(DomainError):
     kind = Kind.DEADLINE
     reason = "DEADLINE_EXCEEDED"
+
+
+class CallerGone(DomainError):
+    kind = Kind.CANCELLED
+    reason = "CALLER_GONE"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ..domain import cancellation
 from ..domain.errors import DeadlineExceeded, DomainError, ValidationFailed
 from ..domain.model import Principal, Surface
 from ..service.credentials import Authenticator
@@ -97,7 +98,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 surface = _SURFACE_NAMES.get(metadata.get(SURFACE_HEADER, ""), Surface.GRPC)
                 token = _call.set(Call(principal, surface))
                 try:
-                    return behavior(request, context)
+                    with cancellation.watching(lambda: not context.is_active()):
+                        return behavior(request, context)
                 finally:
                     _call.reset(token)
             except DomainError as e:

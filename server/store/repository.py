@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import peewee as pw
 
-from ..domain import search
+from ..domain import cancellation, search
 from ..domain.errors import RequestInFlight, StoreUnavailable
 from ..domain.model import (
     Author,
@@ -62,6 +62,7 @@ def reading() -> Iterator[None]:
     """A pooled connection for the block; statements autocommit."""
     database = db.current().database
     with _unavailable_on_failure(), database.connection_context():
+        cancellation.check()  # after any wait for a connection
         yield
 
 
@@ -129,20 +130,19 @@ _SQLITE_WRITERS = _SqliteWriters()
 
 @contextlib.contextmanager
 def writing() -> Iterator[None]:
-    """One transaction for the block: committed at its end, rolled back on any exception."""
+    """One transaction for the block: committed at its end, rolled back on any exception, and
+    also when the caller stopped waiting, before the work or before the commit."""
     engine = db.current()
     database = engine.database
-    if engine.is_postgres:
-        with _unavailable_on_failure(), database.connection_context(), database.atomic():
-            yield
-        return
     with (
-        _SQLITE_WRITERS.turn(database.database),
+        contextlib.nullcontext() if engine.is_postgres else _SQLITE_WRITERS.turn(database.database),
         _unavailable_on_failure(),
         database.connection_context(),
         database.atomic(),
     ):
+        cancellation.check()  # after any wait for the writer's turn or a connection
         yield
+        cancellation.check()  # a statement may have waited on a lock past the deadline
 
 
 def _insert(table: str, rows: list[dict[str, object]], *, returning: str = "") -> int:
