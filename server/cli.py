@@ -133,11 +133,11 @@ def cmd_subjects(args: argparse.Namespace) -> int:
         parent = args.parent_id or ""
         if args.parent_type and args.parent_type.lower() != "order":
             raise ValidationFailed([("parent_type", "must be order")])
-        subject, created = subjects.upsert_subject(
+        subject, created, _ = subjects.upsert_subject(
             principal, Subject(subject_type, args.id, parent, args.display_name or "")
         )
     else:
-        subject, created = subjects.archive_subject(principal, subject_type, args.id), False
+        subject, created = subjects.archive_subject(principal, subject_type, args.id)[0], False
     _print(
         {
             "org": args.org,

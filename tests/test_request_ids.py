@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from concurrent import futures
 
 import grpc
 import pytest
 from notes.v1 import notes_pb2 as pb
 
 from .conftest import error_info
+from .test_faults import writes_blocked
 
 CUS_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
 
@@ -93,3 +95,25 @@ def test_twenty_threads_with_one_request_id_create_exactly_one_note(tenant):
     assert len(created) == 1
     assert {r.note.id for r in responses} == {created[0].note.id}
     assert count_notes(tenant) == 1
+
+
+def test_a_duplicate_while_the_first_is_under_way_is_aborted_and_stores_nothing(service, tenant):
+    """Two sends of one request id while the notes table is write-locked from outside: the
+    first to claim the id waits for the lock, the other is ABORTED at once (it cannot finish
+    first while the lock is held); after the lock is released the first creates the note."""
+    request_id = str(uuid.uuid4())
+    with futures.ThreadPoolExecutor(2) as pool:
+        with writes_blocked(service):
+            sent = [pool.submit(tenant.create, "once", request_id=request_id, timeout=30)]
+            sent.append(pool.submit(tenant.create, "once", request_id=request_id, timeout=30))
+            done, _ = futures.wait(sent, timeout=30, return_when=futures.FIRST_COMPLETED)
+            first_back = done.pop()
+            with pytest.raises(grpc.RpcError) as e:
+                first_back.result()
+            assert e.value.code() == grpc.StatusCode.ABORTED
+            assert error_info(e.value).reason == "REQUEST_IN_FLIGHT"
+        (waited,) = (f for f in sent if f is not first_back)
+        assert waited.result(timeout=30).idempotency_status == pb.IDEMPOTENCY_STATUS_CREATED
+    assert count_notes(tenant) == 1
+    retried = tenant.create("once", request_id=request_id)
+    assert retried.idempotency_status == pb.IDEMPOTENCY_STATUS_REPLAYED

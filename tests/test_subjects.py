@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from notes.v1 import notes_pb2 as pb
 
 from server.domain.model import SubjectType
@@ -35,7 +36,9 @@ def test_an_order_item_needs_its_registered_order(tenant):
     assert bad_fields(e.value) == {"subject.parent_id"}
     with pytest.raises(grpc.RpcError) as e:
         upsert(tenant, type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_9", parent_id="no_order")
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(e.value).reason == "SUBJECT_NOT_FOUND"
+    assert error_info(e.value).metadata["subjectId"] == "no_order"
     assert upsert(tenant, type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_9", parent_id="723").created
     with pytest.raises(grpc.RpcError) as e:
         upsert(tenant, type=pb.SUBJECT_TYPE_CUSTOMER, id="c", parent_id="723")
@@ -54,6 +57,31 @@ def test_a_note_on_an_item_under_the_wrong_order_is_refused(tenant):
         subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_1", parent_id="723")
     )
     assert ok.note.subject.parent_id == "723"
+
+
+def test_a_linked_order_item_is_checked_against_and_shown_with_its_order(tenant):
+    tenant.register(SubjectType.ORDER, "724")
+    item = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_1")
+    wrong = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER_ITEM, id="item_1", parent_id="724")
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.create(linked_records=[wrong])
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(e.value).reason == "SUBJECT_PARENT_MISMATCH"
+    assert error_info(e.value).metadata["field"] == "linked_records[0]"
+
+    created = tenant.create(linked_records=[item]).note
+    got = tenant.notes.GetNote(pb.GetNoteRequest(id=created.id), metadata=tenant.auth).note
+    for note in (created, got):
+        assert [(r.id, r.parent_id) for r in note.linked_records] == [("item_1", "723")]
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.notes.UpdateNote(
+            pb.UpdateNoteRequest(
+                note=pb.Note(id=created.id, linked_records=[wrong]),
+                update_mask=field_mask_pb2.FieldMask(paths=["linked_records"]),
+            ),
+            metadata=tenant.auth,
+        )
+    assert error_info(e.value).reason == "SUBJECT_PARENT_MISMATCH"
 
 
 def test_notes_attach_only_to_registered_subjects_and_links(tenant):
@@ -106,3 +134,37 @@ def test_unknown_subjects_are_not_found(tenant, other_tenant):
     with pytest.raises(grpc.RpcError) as e:
         tenant.subjects.GetSubject(pb.GetSubjectRequest(id="723"), metadata=tenant.auth)
     assert bad_fields(e.value) == {"type"}
+
+
+def test_registry_calls_with_a_request_id_run_once(tenant):
+    sup = pb.Subject(type=pb.SUBJECT_TYPE_SUPPLIER, id="sup_rid", display_name="Acme")
+    first = tenant.subjects.UpsertSubject(
+        pb.UpsertSubjectRequest(subject=sup, request_id="reg-1"), metadata=tenant.auth
+    )
+    assert first.created and first.idempotency_status == pb.IDEMPOTENCY_STATUS_CREATED
+    again = tenant.subjects.UpsertSubject(
+        pb.UpsertSubjectRequest(subject=sup, request_id="reg-1"), metadata=tenant.auth
+    )
+    assert again.idempotency_status == pb.IDEMPOTENCY_STATUS_REPLAYED
+    assert again.subject == first.subject and again.created
+    renamed = pb.Subject(type=pb.SUBJECT_TYPE_SUPPLIER, id="sup_rid", display_name="Other")
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.subjects.UpsertSubject(
+            pb.UpsertSubjectRequest(subject=renamed, request_id="reg-1"), metadata=tenant.auth
+        )
+    assert error_info(e.value).reason == "REQUEST_ID_REUSED"
+    with pytest.raises(grpc.RpcError) as e:
+        tenant.subjects.UpsertSubject(
+            pb.UpsertSubjectRequest(subject=sup, request_id="x" * 37), metadata=tenant.auth
+        )
+    assert bad_fields(e.value) == {"request_id"}
+
+    archive = pb.ArchiveSubjectRequest(
+        type=pb.SUBJECT_TYPE_SUPPLIER, id="sup_rid", request_id="arch-1"
+    )
+    archived = tenant.subjects.ArchiveSubject(archive, metadata=tenant.auth)
+    assert archived.idempotency_status == pb.IDEMPOTENCY_STATUS_CREATED
+    assert archived.subject.HasField("archive_time")
+    replayed = tenant.subjects.ArchiveSubject(archive, metadata=tenant.auth)
+    assert replayed.idempotency_status == pb.IDEMPOTENCY_STATUS_REPLAYED
+    assert replayed.subject == archived.subject

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import grpc
@@ -55,3 +56,30 @@ def test_without_an_expected_version_the_last_write_wins_and_none_is_lost(tenant
         pb.GetNoteHistoryRequest(id=note.id), metadata=tenant.auth
     ).events
     assert [e.new_version for e in history] == [1, 2, 3, 4, 5]
+
+
+def test_no_two_versions_of_a_note_share_a_millisecond_of_update_time(tenant):
+    """HTTP clients send update_time back to the millisecond as the version they saw
+    (ShelfCycle's If-Match): versions written back to back must still differ in it."""
+    note = tenant.create("v1").note
+    seen = [(note.version, note.create_time.ToMicroseconds(), note.update_time.ToMicroseconds())]
+    lock = threading.Lock()
+
+    def update(i: int) -> None:
+        for j in range(3):
+            out = tenant.notes.UpdateNote(
+                pb.UpdateNoteRequest(note=pb.Note(id=note.id, body=f"writer {i}.{j}")),
+                metadata=tenant.auth,
+            ).note
+            with lock:
+                seen.append((out.version, 0, out.update_time.ToMicroseconds()))
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen.sort()
+    assert [v for v, _, _ in seen] == list(range(1, 14))
+    times = [t for _, _, t in seen]
+    assert all(later // 1000 > earlier // 1000 for earlier, later in itertools.pairwise(times))

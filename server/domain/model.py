@@ -99,6 +99,13 @@ class Subject:
     update_time: int = 0
     archive_time: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Subject:
+        return cls(**{**data, "type": SubjectType(data["type"])})
+
 
 @dataclass
 class NoteFields:

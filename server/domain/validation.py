@@ -247,7 +247,9 @@ def effective_page_size(page_size: int) -> int:
     return PAGE_SIZE_DEFAULT if page_size == 0 else min(page_size, PAGE_SIZE_MAX)
 
 
-def validate_subject(subject_type: object, subject_id: str, parent_id: str, display_name: str):
+def validate_subject(
+    subject_type: object, subject_id: str, parent_id: str, display_name: str, request_id: str = ""
+) -> None:
     v = Violations()
     if not isinstance(subject_type, SubjectType):
         v.add("subject.type", "must be a known subject type")
@@ -257,6 +259,7 @@ def validate_subject(subject_type: object, subject_id: str, parent_id: str, disp
     elif parent_id:
         v.add("subject.parent_id", "is only for ORDER_ITEM subjects")
     _text(v, "subject.display_name", display_name, 0, DISPLAY_NAME_MAX)
+    check_request_id(v, request_id)
     v.raise_if_any()
 
 
@@ -267,13 +270,14 @@ def normalize_links(subject: SubjectRef, links: list[SubjectRef]) -> list[Subjec
     for ref in links:
         if ref.key not in seen:
             seen.add(ref.key)
-            out.append(SubjectRef(ref.type, ref.id))
+            out.append(ref)
     return out
 
 
-def validate_subject_key(subject_type: object, subject_id: str) -> None:
+def validate_subject_key(subject_type: object, subject_id: str, request_id: str = "") -> None:
     v = Violations()
     if not isinstance(subject_type, SubjectType):
         v.add("type", "must be a known subject type")
     check_id(v, "id", subject_id)
+    check_request_id(v, request_id)
     v.raise_if_any()

@@ -128,7 +128,10 @@ def from_rpc_error(err: grpc.aio.AioRpcError) -> Failure:
             elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
-                failure.violations = [(v.field, v.description) for v in bad.field_violations]
+                # Dialects name a note's fields as the domain does: "body", not "note.body".
+                failure.violations = [
+                    (v.field.removeprefix("note."), v.description) for v in bad.field_violations
+                ]
             elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                 retry = error_details_pb2.RetryInfo()
                 detail.Unpack(retry)

@@ -6,13 +6,36 @@ interceptor maps them to a status.
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
+
 from notes.v1 import notes_pb2 as pb
 from notes.v1 import notes_pb2_grpc as pb_grpc
 
+from ..domain.errors import ValidationFailed
 from ..domain.paging import PageTokens
 from ..service import credentials, notes, subjects
 from . import convert as c
 from .interceptors import current
+
+# Fields of the request itself; every other field the domain names is a field of the note.
+_REQUEST_FIELDS = frozenset({"request_id", "update_mask", "expected_version", "note"})
+
+
+@contextlib.contextmanager
+def _note_at(path: str) -> Iterator[None]:
+    """Field violations named by their path in the request (AIP-193): the domain names a
+    note's fields (body, tags[0]); CreateNote and UpdateNote carry the note at path."""
+    try:
+        yield
+    except ValidationFailed as e:
+        raise ValidationFailed(
+            [
+                (f if re.split(r"[.\[]", f)[0] in _REQUEST_FIELDS else f"{path}.{f}", d)
+                for f, d in e.violations
+            ]
+        ) from None
 
 
 class NotesServicer(pb_grpc.NotesServiceServicer):
@@ -21,12 +44,13 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
 
     def CreateNote(self, request: pb.CreateNoteRequest, context) -> pb.CreateNoteResponse:
         call = current()
-        out = notes.create_note(
-            call.principal,
-            c.fields_in(request.note),
-            request_id=request.request_id,
-            surface=call.surface,
-        )
+        with _note_at("note"):
+            out = notes.create_note(
+                call.principal,
+                c.fields_in(request.note),
+                request_id=request.request_id,
+                surface=call.surface,
+            )
         return pb.CreateNoteResponse(
             note=c.note_out(out.note), idempotency_status=c.status_out(out.replayed)
         )
@@ -45,15 +69,16 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
 
     def UpdateNote(self, request: pb.UpdateNoteRequest, context) -> pb.UpdateNoteResponse:
         call = current()
-        out = notes.update_note(
-            call.principal,
-            request.note.id,
-            c.fields_in(request.note),
-            c.update_mask(request.note, list(request.update_mask.paths)),
-            expected_version=request.expected_version,
-            request_id=request.request_id,
-            surface=call.surface,
-        )
+        with _note_at("note"):
+            out = notes.update_note(
+                call.principal,
+                request.note.id,
+                c.fields_in(request.note),
+                c.update_mask(request.note, list(request.update_mask.paths)),
+                expected_version=request.expected_version,
+                request_id=request.request_id,
+                surface=call.surface,
+            )
         return pb.UpdateNoteResponse(
             note=c.note_out(out.note), idempotency_status=c.status_out(out.replayed)
         )
@@ -91,10 +116,14 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
 
 class SubjectsServicer(pb_grpc.SubjectsServiceServicer):
     def UpsertSubject(self, request, context) -> pb.UpsertSubjectResponse:
-        subject, created = subjects.upsert_subject(
-            current().principal, c.subject_in(request.subject)
+        subject, created, replayed = subjects.upsert_subject(
+            current().principal, c.subject_in(request.subject), request.request_id
         )
-        return pb.UpsertSubjectResponse(subject=c.subject_out(subject), created=created)
+        return pb.UpsertSubjectResponse(
+            subject=c.subject_out(subject),
+            created=created,
+            idempotency_status=c.status_out(replayed),
+        )
 
     def GetSubject(self, request, context) -> pb.GetSubjectResponse:
         subject = subjects.get_subject(
@@ -103,10 +132,12 @@ class SubjectsServicer(pb_grpc.SubjectsServiceServicer):
         return pb.GetSubjectResponse(subject=c.subject_out(subject))
 
     def ArchiveSubject(self, request, context) -> pb.ArchiveSubjectResponse:
-        subject = subjects.archive_subject(
-            current().principal, c.subject_type(request.type), request.id
+        subject, replayed = subjects.archive_subject(
+            current().principal, c.subject_type(request.type), request.id, request.request_id
         )
-        return pb.ArchiveSubjectResponse(subject=c.subject_out(subject))
+        return pb.ArchiveSubjectResponse(
+            subject=c.subject_out(subject), idempotency_status=c.status_out(replayed)
+        )
 
 
 class AccessServicer(pb_grpc.AccessServiceServicer):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable
 
 import ulid
@@ -15,7 +13,6 @@ from ..domain.errors import (
     NoteDeleted,
     NoteNotFound,
     PermissionDenied,
-    RequestIdReused,
     SubjectArchived,
     SubjectNotFound,
     SubjectParentMismatch,
@@ -35,11 +32,11 @@ from ..domain.model import (
 )
 from ..domain.paging import PageTokens
 from ..store import repository as repo
+from . import requests
 from .clock import now_us
 
 READ = (Scope.NOTES_READ,)  # notes:write grants it too (Principal.grants)
 WRITE = (Scope.NOTES_WRITE,)
-UPDATE_RETRIES = 3
 
 
 def require(p: Principal, scopes: tuple[Scope, ...]) -> None:
@@ -55,46 +52,17 @@ def new_note_id() -> str:
     return "note_" + str(ulid.ULID())
 
 
-def _fingerprint(method: str, payload: object) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{method}\x00{text}".encode()).hexdigest()
-
-
 def _idempotent(
-    p: Principal, method: str, request_id: str, payload: object, work: Callable[[], Note]
+    p: Principal,
+    method: str,
+    request_id: str,
+    payload: Callable[[], object],
+    work: Callable[[], Note],
 ) -> Outcome:
-    """Runs work in one transaction, recording its response under request_id if one is given.
-
-    A completed request with the same id replays its first response; another payload under
-    the same id is refused. The database decides races: an advisory lock (PostgreSQL) or the
-    write lock (SQLite), backed by the primary key of request_ids.
-    """
-    if not request_id:
-        with repo.writing():
-            return Outcome(work())
-    fingerprint = _fingerprint(method, payload)
-    try:
-        with repo.writing():
-            repo.lock_request_id(p.org, method, request_id)
-            earlier = repo.find_request(p.org, method, request_id)
-            if earlier is None:
-                note = work()
-                response = json.dumps(note.to_json(), ensure_ascii=False)
-                repo.save_request(p.org, method, request_id, fingerprint, response, now_us())
-                return Outcome(note)
-    except repo.IntegrityError:
-        # Another replica committed the same request id between our look-up and our insert.
-        with repo.reading():
-            earlier = repo.find_request(p.org, method, request_id)
-        if earlier is None:
-            raise
-    stored_fingerprint, response = earlier
-    if stored_fingerprint != fingerprint:
-        raise RequestIdReused(
-            "this request_id was used with a different request",
-            metadata={"requestId": request_id},
-        )
-    return Outcome(Note.from_json(json.loads(response)), replayed=True)
+    note, replayed = requests.once(
+        p, method, request_id, payload, work, Note.to_json, Note.from_json
+    )
+    return Outcome(note, replayed=replayed)
 
 
 def _event(p: Principal, action: str, surface: Surface, request_id: str, old: int, new: int):
@@ -113,8 +81,9 @@ def _event(p: Principal, action: str, surface: Surface, request_id: str, old: in
 
 def _check_subjects(
     p: Principal, subject: SubjectRef | None, links: list[SubjectRef]
-) -> SubjectRef | None:
-    """The subject as registered (with its parent); refuses unknown or archived records."""
+) -> tuple[SubjectRef | None, list[SubjectRef]]:
+    """The subject and the links as registered (order items with their order); refuses
+    unknown or archived records, and an order item named under another order."""
     refs = ([subject] if subject else []) + links
     known = repo.get_subjects(p.org, refs)
     for field, ref in [("subject", subject)] + [
@@ -139,9 +108,11 @@ def _check_subjects(
                 f"{ref.parent_id!r}",
                 metadata={"field": field, "parentId": ref.parent_id},
             )
-    if subject is None:
-        return None
-    return SubjectRef(subject.type, subject.id, known[subject.key].parent_id)
+
+    def registered(ref: SubjectRef) -> SubjectRef:
+        return SubjectRef(ref.type, ref.id, known[ref.key].parent_id)
+
+    return (registered(subject) if subject else None), [registered(r) for r in links]
 
 
 def _normalized(fields: NoteFields) -> NoteFields:
@@ -161,7 +132,7 @@ def create_note(
     fields = _normalized(fields)
 
     def work() -> Note:
-        subject = _check_subjects(p, fields.subject, fields.linked_records)
+        subject, links = _check_subjects(p, fields.subject, fields.linked_records)
         now = now_us()
         note = Note(
             **{f.name: getattr(fields, f.name) for f in dataclasses.fields(NoteFields)},
@@ -175,15 +146,14 @@ def create_note(
             update_time=now,
             version=1,
         )
-        note.subject = subject
+        note.subject, note.linked_records = subject, links
         note.number = repo.insert_note(p.org, note)
         repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
         return note
 
-    # The fingerprint needs the payload only under a request id (asdict deep-copies: ~80 us).
-    payload = (
-        {"fields": dataclasses.asdict(fields), "surface": surface.value} if request_id else None
-    )
+    def payload() -> object:
+        return {"fields": dataclasses.asdict(fields), "surface": surface.value}
+
     return _idempotent(p, "CreateNote", request_id, payload, work)
 
 
@@ -210,7 +180,7 @@ def _change(
     *,
     expected: int,
     request_id: str,
-    payload: object,
+    payload: Callable[[], object],
     apply: Callable[[Note], tuple[Note, bool]],
     surface: Surface,
 ) -> Outcome:
@@ -226,7 +196,10 @@ def _change(
         read_version = note.version
         changed, index_changed = apply(note)
         changed.version = read_version + 1
-        changed.update_time = now_us()
+        # A millisecond later at least: HTTP clients send update_time back, to the
+        # millisecond, as the version they saw (ShelfCycle's If-Match), so no two versions of
+        # a note may share one.
+        changed.update_time = max(now_us(), note.update_time + 1000)
         if not repo.update_note(
             p.org, changed, read_version=read_version, index_changed=index_changed
         ):
@@ -261,20 +234,20 @@ def update_note(
         for name in mask:
             setattr(changed, name, getattr(fields, name))
         if "linked_records" in mask:
-            changed.linked_records = validation.normalize_links(
-                note.subject, changed.linked_records
-            )
-            _check_subjects(p, None, changed.linked_records)
+            links = validation.normalize_links(note.subject, changed.linked_records)
+            changed.linked_records = _check_subjects(p, None, links)[1]
         if "tags" in mask:
             changed.tags = list(dict.fromkeys(changed.tags))
         return changed, "linked_records" in mask or "tags" in mask
 
-    payload = {
-        "id": note_id,
-        "mask": list(mask),
-        "fields": {name: _plain(getattr(fields, name)) for name in mask},
-        "expected": expected_version,
-    }
+    def payload() -> object:
+        return {
+            "id": note_id,
+            "mask": list(mask),
+            "fields": {name: _plain(getattr(fields, name)) for name in mask},
+            "expected": expected_version,
+        }
+
     return _change(
         p,
         "UpdateNote",
@@ -340,7 +313,7 @@ def _set_deleted(
         note_id,
         expected=expected,
         request_id=request_id,
-        payload={"id": note_id, "expected": expected},
+        payload=lambda: {"id": note_id, "expected": expected},
         apply=apply,
         surface=surface,
     )
@@ -350,7 +323,7 @@ def _filter_fingerprint(q: ListQuery) -> str:
     data = dataclasses.asdict(q)
     for name in ("page_size", "page_token", "offset", "include_total_size"):
         data.pop(name)
-    return _fingerprint("ListNotes", data)
+    return requests.fingerprint("ListNotes", data)
 
 
 def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:

@@ -8,6 +8,7 @@ from ..domain import validation
 from ..domain.errors import SubjectNotFound, SubjectParentMismatch
 from ..domain.model import Principal, Scope, Subject, SubjectType
 from ..store import repository as repo
+from . import requests
 from .clock import now_us
 from .notes import require
 
@@ -22,38 +23,47 @@ def _not_found(subject_type: SubjectType, subject_id: str) -> SubjectNotFound:
     )
 
 
-def upsert_subject(p: Principal, s: Subject) -> tuple[Subject, bool]:
-    """Registers s, or updates the display name of the registered subject; (subject, created)."""
+def upsert_subject(p: Principal, s: Subject, request_id: str = "") -> tuple[Subject, bool, bool]:
+    """Registers s, or updates the display name of the registered subject:
+    (subject, created, replayed)."""
     require(p, WRITE)
-    validation.validate_subject(s.type, s.id, s.parent_id, s.display_name)
+    validation.validate_subject(s.type, s.id, s.parent_id, s.display_name, request_id)
     if s.type is SubjectType.ORDER_ITEM:
-        order = validation.Violations()
         with repo.reading():
             parent = repo.get_subject(p.org, SubjectType.ORDER, s.parent_id)
         if parent is None:
-            order.add("subject.parent_id", f"order {s.parent_id!r} is not registered")
-            order.raise_if_any()
+            raise _not_found(SubjectType.ORDER, s.parent_id)
+
+    def work() -> tuple[Subject, bool]:
+        existing = repo.get_subject(p.org, s.type, s.id)
+        now = now_us()
+        if existing is None:
+            created = dataclasses.replace(s, create_time=now, update_time=now)
+            repo.insert_subject(p.org, created)
+            return created, True
+        if existing.parent_id != s.parent_id:
+            raise SubjectParentMismatch(
+                f"{s.type.value} {s.id!r} is registered under order {existing.parent_id!r}",
+                metadata={"parentId": existing.parent_id},
+            )
+        if s.display_name == existing.display_name:
+            return existing, False
+        updated = dataclasses.replace(existing, display_name=s.display_name, update_time=now)
+        repo.update_subject(p.org, updated)
+        return updated, False
+
     for _ in range(2):
         try:
-            with repo.writing():
-                existing = repo.get_subject(p.org, s.type, s.id)
-                now = now_us()
-                if existing is None:
-                    created = dataclasses.replace(s, create_time=now, update_time=now)
-                    repo.insert_subject(p.org, created)
-                    return created, True
-                if existing.parent_id != s.parent_id:
-                    raise SubjectParentMismatch(
-                        f"{s.type.value} {s.id!r} is registered under order {existing.parent_id!r}",
-                        metadata={"parentId": existing.parent_id},
-                    )
-                if s.display_name == existing.display_name:
-                    return existing, False
-                updated = dataclasses.replace(
-                    existing, display_name=s.display_name, update_time=now
-                )
-                repo.update_subject(p.org, updated)
-                return updated, False
+            (subject, created), replayed = requests.once(
+                p,
+                "UpsertSubject",
+                request_id,
+                lambda: s.to_json(),
+                work,
+                lambda out: {"subject": out[0].to_json(), "created": out[1]},
+                lambda data: (Subject.from_json(data["subject"]), data["created"]),
+            )
+            return subject, created, replayed
         except repo.IntegrityError:
             continue  # registered concurrently: read it back as an update
     raise AssertionError("unreachable: the subject exists after a unique violation")
@@ -69,10 +79,15 @@ def get_subject(p: Principal, subject_type: SubjectType, subject_id: str) -> Sub
     return found
 
 
-def archive_subject(p: Principal, subject_type: SubjectType, subject_id: str) -> Subject:
+def archive_subject(
+    p: Principal, subject_type: SubjectType, subject_id: str, request_id: str = ""
+) -> tuple[Subject, bool]:
+    """The archived subject (archiving an archived one changes nothing), and whether this
+    was a replay."""
     require(p, WRITE)
-    validation.validate_subject_key(subject_type, subject_id)
-    with repo.writing():
+    validation.validate_subject_key(subject_type, subject_id, request_id)
+
+    def work() -> Subject:
         found = repo.get_subject(p.org, subject_type, subject_id)
         if found is None:
             raise _not_found(subject_type, subject_id)
@@ -82,3 +97,13 @@ def archive_subject(p: Principal, subject_type: SubjectType, subject_id: str) ->
         archived = dataclasses.replace(found, archive_time=now, update_time=now)
         repo.update_subject(p.org, archived)
         return archived
+
+    return requests.once(
+        p,
+        "ArchiveSubject",
+        request_id,
+        lambda: {"type": subject_type.value, "id": subject_id},
+        work,
+        Subject.to_json,
+        Subject.from_json,
+    )

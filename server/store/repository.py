@@ -269,7 +269,7 @@ def _note(values: tuple) -> Note:
         number=row.number,
         org=row.org,
         subject=SubjectRef(SubjectType(row.subject_type), row.subject_id, parent),
-        linked_records=[SubjectRef(SubjectType(t), i) for t, i in json.loads(row.links)],
+        linked_records=[SubjectRef(SubjectType(r[0]), *r[1:]) for r in json.loads(row.links)],
         note_type=NoteType(row.note_type),
         title=row.title,
         body=row.body,
@@ -290,6 +290,11 @@ def _note(values: tuple) -> Note:
     )
 
 
+def _link(ref: SubjectRef) -> list[str]:
+    """[type, id], and the order of an order item."""
+    return [ref.type.value, ref.id, ref.parent_id] if ref.parent_id else [ref.type.value, ref.id]
+
+
 def _columns(n: Note) -> dict[str, object]:
     return {
         "note_type": n.note_type.value,
@@ -297,7 +302,7 @@ def _columns(n: Note) -> dict[str, object]:
         "body": n.body,
         "visibility": n.visibility.value,
         "tags": json.dumps(n.tags, ensure_ascii=False),
-        "links": json.dumps([[r.type.value, r.id] for r in n.linked_records], ensure_ascii=False),
+        "links": json.dumps([_link(r) for r in n.linked_records], ensure_ascii=False),
         "metadata": json.dumps(n.metadata, ensure_ascii=False, separators=(",", ":")),
         "source": n.source,
         "source_type": n.source_type,
@@ -529,22 +534,58 @@ def count_notes(org: str, q: ListQuery) -> int:
 # --- request ids ------------------------------------------------------------------------
 
 
-def lock_request_id(org: str, method: str, request_id: str) -> None:
-    """Inside a write transaction: ABORTED if another transaction holds this request id.
+class _RequestsInFlight:
+    """SQLite: the request ids of this process whose transaction waits for, or holds, the
+    writer's turn."""
 
-    SQLite write transactions are already serialized, so only PostgreSQL needs the lock; a
-    transaction-scoped advisory lock is released at commit or rollback, crash included.
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: set[tuple[str, str, str]] = set()
+
+    @contextlib.contextmanager
+    def claim(self, key: tuple[str, str, str]) -> Iterator[None]:
+        with self._lock:
+            if key in self._keys:
+                raise RequestInFlight("a request with this request_id is still in progress; retry")
+            self._keys.add(key)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._keys.discard(key)
+
+
+_REQUESTS_IN_FLIGHT = _RequestsInFlight()
+
+
+@contextlib.contextmanager
+def writing_request(org: str, method: str, request_id: str) -> Iterator[None]:
+    """writing() for a request that carries a request id: RequestInFlight (ABORTED) while
+    another transaction of the same (org, method, request id) is under way.
+
+    PostgreSQL decides across replicas with a transaction-scoped advisory lock, released at
+    commit or rollback, crash included. SQLite runs one write transaction at a time, so the
+    database never sees two: a duplicate from this process is refused while the first is
+    queued or running, and one from another process on the same file waits for the first to
+    commit and then finds it as a completed request. Either way the primary key of request_ids
+    is what makes a request id create at most once.
     """
     if not db.current().is_postgres:
+        with _REQUESTS_IN_FLIGHT.claim((org, method, request_id)), writing():
+            yield
         return
-    key = f"{org}\x1f{method}\x1f{request_id}"
-    got = (
-        db.current()
-        .database.execute_sql("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-        .fetchone()[0]
-    )
-    if not got:
-        raise RequestInFlight("a request with this request_id is still in progress; retry")
+    with writing():
+        key = f"{org}\x1f{method}\x1f{request_id}"
+        got = (
+            db.current()
+            .database.execute_sql(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (key,)
+            )
+            .fetchone()[0]
+        )
+        if not got:
+            raise RequestInFlight("a request with this request_id is still in progress; retry")
+        yield
 
 
 def find_request(org: str, method: str, request_id: str) -> tuple[str, str] | None:

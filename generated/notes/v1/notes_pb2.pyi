@@ -347,18 +347,22 @@ class Subject(_message.Message):
     def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., id: _Optional[str] = ..., parent_id: _Optional[str] = ..., display_name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., archive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UpsertSubjectRequest(_message.Message):
-    __slots__ = ("subject",)
+    __slots__ = ("subject", "request_id")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject: Subject
-    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpsertSubjectResponse(_message.Message):
-    __slots__ = ("subject", "created")
+    __slots__ = ("subject", "created", "idempotency_status")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_STATUS_FIELD_NUMBER: _ClassVar[int]
     subject: Subject
     created: bool
-    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    idempotency_status: IdempotencyStatus
+    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., created: _Optional[bool] = ..., idempotency_status: _Optional[_Union[IdempotencyStatus, str]] = ...) -> None: ...
 
 class GetSubjectRequest(_message.Message):
     __slots__ = ("type", "id")
@@ -375,18 +379,22 @@ class GetSubjectResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ...) -> None: ...
 
 class ArchiveSubjectRequest(_message.Message):
-    __slots__ = ("type", "id")
+    __slots__ = ("type", "id", "request_id")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     type: SubjectType
     id: str
-    def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ArchiveSubjectResponse(_message.Message):
-    __slots__ = ("subject",)
+    __slots__ = ("subject", "idempotency_status")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_STATUS_FIELD_NUMBER: _ClassVar[int]
     subject: Subject
-    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ...) -> None: ...
+    idempotency_status: IdempotencyStatus
+    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., idempotency_status: _Optional[_Union[IdempotencyStatus, str]] = ...) -> None: ...
 
 class CheckAccessRequest(_message.Message):
     __slots__ = ("scopes",)
