@@ -98,7 +98,13 @@ def _happened_at(value: Any) -> timestamp_pb2.Timestamp | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(moment)
+    try:
+        ts.FromDatetime(moment)
+    except (OverflowError, ValueError):
+        # An offset that moves the instant past year 1 or 9999 in UTC, e.g.
+        # 0001-01-01T00:00:00+01:00: OverflowError from utctimetuple (ValueError from
+        # protobuf's own range check, should the two ever disagree).
+        raise common.invalid(("happenedAt", "is out of range")) from None
     return ts
 
 

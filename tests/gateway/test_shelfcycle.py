@@ -376,6 +376,40 @@ def test_invalid_fields_are_400_validation_failed_with_param(http, tenant):
         assert err["type"] == "validation_error" and err["param"] == param, err
 
 
+# Past year 1 or 9999 once the offset is applied: a datetime cannot hold them in UTC.
+OUT_OF_RANGE_MOMENTS = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+
+
+def test_a_happened_at_out_of_range_by_its_offset_is_400_on_create(http, tenant):
+    for i, moment in enumerate(OUT_OF_RANGE_MOMENTS):
+        response = post(http, tenant, body={**SEED_BODY, "happenedAt": moment}, key=f"r{i}")
+        err = error(response, 400, "validation_failed")
+        assert err["type"] == "validation_error" and err["param"] == "happenedAt", err
+        assert err["message"] == "happenedAt is out of range"
+
+
+def test_a_happened_at_out_of_range_by_its_offset_is_400_on_patch(http, tenant):
+    note = created(http, tenant)
+    for moment in OUT_OF_RANGE_MOMENTS:
+        response = patch(http, tenant, note["id"], {"happenedAt": moment}, note["updatedAt"])
+        err = error(response, 400, "validation_failed")
+        assert err["type"] == "validation_error" and err["param"] == "happenedAt", err
+    assert stored(tenant, note["id"]).version == 1
+
+
+def test_a_happened_at_at_the_range_edges_within_range_is_kept(http, tenant):
+    cases = [
+        ("0001-01-01T00:00:00-01:00", "0001-01-01T01:00:00.000Z"),
+        ("9999-12-31T23:59:59+01:00", "9999-12-31T22:59:59.000Z"),
+    ]
+    for i, (moment, expected) in enumerate(cases):
+        note = created(http, tenant, body={**SEED_BODY, "happenedAt": moment}, key=f"e{i}")
+        assert read(http, tenant, note["id"])["happenedAt"] == expected
+    response = patch(http, tenant, note["id"], {"happenedAt": cases[0][0]}, note["updatedAt"])
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["happenedAt"] == cases[0][1]
+
+
 def test_malformed_json_and_oversized_bodies_are_refused(http, tenant):
     headers = {**bearer(tenant.secret), "Idempotency-Key": "m", "Content-Type": "application/json"}
     error(http.post("/api/v1/notes", headers=headers, content=b'{"body": '), 400, "invalid_json")

@@ -107,6 +107,20 @@ def test_seed_delete_example_with_force_returns_the_note_as_it_was(http, consume
     assert http.get(NOTES, auth=consumer).json() == []
 
 
+def test_delete_with_force_as_the_seed_python_and_php_clients_send_it_deletes(http, consumer):
+    # requests renders params={"force": True} as force=True; PHP's http_build_query renders
+    # ['force' => true] as force=1. Literal query strings: httpx would send a bool as "true".
+    for force in ("True", "1"):
+        created = add(http, consumer)
+        response = http.delete(f"{NOTES}/{created['id']}?force={force}", auth=consumer)
+        assert response.status_code == 200, (force, response.text)
+        assert response.json() == created
+        error(
+            http.get(f"{NOTES}/{created['id']}", auth=consumer), 404, "woocommerce_rest_invalid_id"
+        )
+    assert http.get(NOTES, auth=consumer).json() == []
+
+
 def test_seed_list_parameters_type_and_context_filter_and_are_accepted(http, consumer):
     private = add(http, consumer, "internal")
     public = add(http, consumer, "for the customer", customer_note=True)
