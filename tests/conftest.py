@@ -196,6 +196,10 @@ class Tenant:
     def subjects(self) -> pb_grpc.SubjectsServiceStub:
         return pb_grpc.SubjectsServiceStub(self.channel)
 
+    @property
+    def access(self) -> pb_grpc.AccessServiceStub:
+        return pb_grpc.AccessServiceStub(self.channel)
+
     def register(self, subject_type: SubjectType, subject_id: str, parent_id: str = "") -> None:
         register(self.org, subject_type, subject_id, parent_id)
 
