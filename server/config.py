@@ -40,6 +40,12 @@ class Settings:
         default_factory=lambda: _env_int("NOTES_MAX_CONCURRENT_RPCS", 64)
     )
     grace_seconds: float = field(default_factory=lambda: _env_float("NOTES_GRACE_SECONDS", 10.0))
+    # After SIGTERM, how long to go on serving while health says NOT_SERVING (gRPC) and 503
+    # (/healthz), so load balancers move away before the listeners close; a second signal
+    # ends it at once.
+    shutdown_delay_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_SHUTDOWN_DELAY_SECONDS", 0.0)
+    )
     max_message_bytes: int = field(
         default_factory=lambda: _env_int("NOTES_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)
     )

@@ -12,9 +12,10 @@ import queue
 import signal
 import socket
 import sys
-import threading
+import time
 
 import uvicorn
+from grpc_health.v1 import health_pb2
 
 from .config import Settings
 from .store import db, migrations, repository
@@ -41,8 +42,16 @@ def http_socket(addr: str, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def run_http(app, settings: Settings, on_signal, on_started, reuse_port: bool = False) -> None:
-    """Serves app until a signal; in-flight requests get the grace period to finish."""
+def run_http(
+    app,
+    settings: Settings,
+    on_signal,
+    on_started,
+    reuse_port: bool = False,
+    delay: float = 0.0,
+) -> None:
+    """Serves app until a signal, or delay seconds after it (a second signal ends the delay);
+    then refuses new connections and gives in-flight requests the grace period to finish."""
     sock = http_socket(settings.http_addr, reuse_port)
     config = uvicorn.Config(
         app,
@@ -52,7 +61,7 @@ def run_http(app, settings: Settings, on_signal, on_started, reuse_port: bool = 
         timeout_graceful_shutdown=max(1, int(settings.grace_seconds)),
         h11_max_incomplete_event_size=64 * 1024,
     )
-    http = _HttpServer(config, on_signal)
+    http = _HttpServer(config, on_signal, delay)
 
     async def main() -> None:
         task = asyncio.create_task(http.serve(sockets=[sock]))
@@ -66,15 +75,28 @@ def run_http(app, settings: Settings, on_signal, on_started, reuse_port: bool = 
 
 
 class _HttpServer(uvicorn.Server):
-    """uvicorn that tells us about SIGTERM/SIGINT first, and does not re-raise the signal."""
+    """uvicorn that tells us about SIGTERM/SIGINT first, goes on serving for delay seconds
+    after the first one (or until a second), and does not re-raise the signal."""
 
-    def __init__(self, config: uvicorn.Config, on_signal) -> None:
+    def __init__(self, config: uvicorn.Config, on_signal, delay: float = 0.0) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+        self._delay = delay
+        self._drain_at: float | None = None
 
     def handle_exit(self, sig, frame) -> None:
+        # Recorded before on_signal turns health: a second signal, sent by someone who saw it
+        # turn, may run its handler nested in this one.
+        if self._drain_at is None and not self.should_exit and self._delay > 0:
+            self._drain_at = time.monotonic() + self._delay
+        else:
+            self.should_exit = True
         self._on_signal()
-        self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_at is not None and time.monotonic() >= self._drain_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 @contextlib.contextmanager
@@ -95,8 +117,12 @@ def _log_off_the_request_path():
         root.handlers = handlers
 
 
+_WHOLE_SERVER = health_pb2.HealthCheckRequest(service="")
+
+
 def serve(settings: Settings, *, reuse_port: bool = False) -> int:
-    """Serves until SIGTERM/SIGINT: NOT_SERVING first, HTTP drained, then gRPC drained."""
+    """Serves until SIGTERM/SIGINT: NOT_SERVING first (gRPC health and the gateway's /healthz),
+    then after NOTES_SHUTDOWN_DELAY_SECONDS (or a second signal) HTTP drained, then gRPC."""
     with _log_off_the_request_path():
         return _serve(settings, reuse_port)
 
@@ -114,7 +140,15 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
     running.server.start()
     event = {"event": "serving", "pid": os.getpid(), "grpc_port": running.port}
 
+    def serving() -> bool:
+        # The gRPC health servicer's own answer is the one record of whether this process
+        # serves: /healthz reads it too, so both turn at the same moment.
+        status = running.health.Check(_WHOLE_SERVER, None).status
+        return status == health_pb2.HealthCheckResponse.SERVING
+
     def begin_shutdown() -> None:
+        if not serving():
+            return  # a second signal
         running.health.enter_graceful_shutdown()
         log.info(json.dumps({"event": "not_serving"}))
 
@@ -124,25 +158,48 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         log.info(json.dumps({**event, "database": db.redact(settings.database_url)}))
 
     if settings.http_enabled:
-        app = create_app(f"127.0.0.1:{running.port}", settings)
-        run_http(app, settings, begin_shutdown, started, reuse_port)
+        app = create_app(f"127.0.0.1:{running.port}", settings, serving)
+        run_http(
+            app, settings, begin_shutdown, started, reuse_port, settings.shutdown_delay_seconds
+        )
     else:
-        stop = threading.Event()
+        # SimpleQueue.put is reentrant: safe in a handler whatever the main thread is doing
+        # (threading.Event.set is not: it can deadlock on the lock its own wait() holds).
+        signals: queue.SimpleQueue = queue.SimpleQueue()
 
         def on_signal(signum, frame) -> None:
-            begin_shutdown()
-            stop.set()
+            signals.put(signum)
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         started()
-        stop.wait()
+        _next_signal(signals, None)
+        begin_shutdown()
+        # Still serving, health NOT_SERVING, until the delay ends or a second signal.
+        _next_signal(signals, settings.shutdown_delay_seconds)
     stopped = running.stop(settings.grace_seconds)
     log.info(json.dumps({"event": "draining", "grace_seconds": settings.grace_seconds}))
     stopped.wait()
     db.close()
     log.info(json.dumps({"event": "stopped", "pid": os.getpid()}))
     return 0
+
+
+def _next_signal(signals: queue.SimpleQueue, timeout: float | None) -> bool:
+    """Whether a signal came within timeout (None: however long it takes). Waits in steps of
+    0.1 s: Python runs signal handlers in the main thread, and a signal the kernel handed to
+    another thread (one of gRPC's) does not wake the main thread from a lock wait, so without
+    the steps the handler would run only when the wait ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+        if step <= 0:
+            return False
+        try:
+            signals.get(timeout=step)
+            return True
+        except queue.Empty:
+            pass
 
 
 def serve_workers(settings: Settings, workers: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections import Counter, defaultdict
 
 import grpc
 import pytest
@@ -12,11 +13,16 @@ from notes.v1 import notes_pb2 as pb
 from notes.v1 import notes_pb2_grpc as pb_grpc
 
 from server.store import repository as repo
-from server.store.models import NoteRow, NoteTagRow, RequestRow
+from server.store.models import NoteEventRow, NoteLinkRow, NoteRow, NoteTagRow, RequestRow
 
 from .conftest import new_tenant, start_service, stop_service
 
 CUS_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
+LINKS = [
+    pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id="723"),
+    pb.SubjectRef(type=pb.SUBJECT_TYPE_PRODUCT, id="prod_1"),
+]
+TAGS = ["a", "b"]
 pytestmark = pytest.mark.slow
 FIGURES: dict[str, dict[str, int]] = {}
 
@@ -36,7 +42,9 @@ def test_sigkill_mid_load_keeps_every_acknowledged_create(service, channel, tmp_
             for i in range(400):
                 request_id = f"crash-{worker}-{i}"
                 request = pb.CreateNoteRequest(
-                    note=pb.Note(subject=CUS_1, body=f"load {worker} {i}", tags=["a", "b"]),
+                    note=pb.Note(
+                        subject=CUS_1, body=f"load {worker} {i}", tags=TAGS, linked_records=LINKS
+                    ),
                     request_id=request_id,
                 )
                 with lock:
@@ -68,7 +76,9 @@ def test_sigkill_mid_load_keeps_every_acknowledged_create(service, channel, tmp_
                 assert got == note
                 replay = stub.CreateNote(
                     pb.CreateNoteRequest(
-                        note=pb.Note(subject=CUS_1, body=note.body, tags=["a", "b"]),
+                        note=pb.Note(
+                            subject=CUS_1, body=note.body, tags=TAGS, linked_records=LINKS
+                        ),
                         request_id=request_id,
                     ),
                     metadata=tenant.auth,
@@ -81,10 +91,24 @@ def test_sigkill_mid_load_keeps_every_acknowledged_create(service, channel, tmp_
     with repo.reading():
         notes = list(NoteRow.select().where(NoteRow.org == tenant.org))
         requests = RequestRow.select().where(RequestRow.org == tenant.org).count()
-        tags = NoteTagRow.select().where(NoteTagRow.org == tenant.org).count()
+        links = defaultdict(set)
+        for row in NoteLinkRow.select().where(NoteLinkRow.org == tenant.org):
+            links[row.note_number].add((row.type, row.record_id))
+        tags = defaultdict(set)
+        for row in NoteTagRow.select().where(NoteTagRow.org == tenant.org):
+            tags[row.note_number].add(row.tag)
+        events = Counter(
+            (row.note_id, row.action)
+            for row in NoteEventRow.select().where(NoteEventRow.org == tenant.org)
+        )
+    # Row counts per note: none without its link rows, tag rows, CREATE event and request
+    # record, and no such row without its note.
     assert len(notes) == requests, "every stored note has its request record"
-    assert tags == 2 * len(notes), "every stored note has its tag rows"
-    assert all(json.loads(n.tags) == ["a", "b"] for n in notes)
+    assert dict(links) == {n.number: {("order", "723"), ("product", "prod_1")} for n in notes}
+    assert dict(tags) == {n.number: set(TAGS) for n in notes}
+    assert events == Counter((n.id, "CREATE") for n in notes), "one CREATE event per note"
+    assert all(json.loads(n.tags) == TAGS for n in notes)
+    assert all(json.loads(n.links) == [["order", "723"], ["product", "prod_1"]] for n in notes)
     assert len(notes) >= len(acknowledged)
     FIGURES[service.engine] = {
         "sent": sent,

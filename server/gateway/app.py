@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
@@ -27,8 +28,14 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"NOTES_SHOP_TIMEZONE: unknown time zone {name!r}") from None
 
 
-def create_app(target: str, settings: Settings) -> Starlette:
-    """The gateway for the notes.v1 service at target (host:port)."""
+def _always() -> bool:
+    return True
+
+
+def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _always) -> Starlette:
+    """The gateway for the notes.v1 service at target (host:port). serving tells /healthz
+    whether this process still serves: `notes serve` passes its gRPC health status, so both
+    surfaces turn with the same SIGTERM."""
     shop_zone = _zone(settings.shop_timezone)  # a bad name stops start-up, not a request
 
     @contextlib.asynccontextmanager
@@ -51,7 +58,9 @@ def create_app(target: str, settings: Settings) -> Starlette:
             await channel.close()
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        if serving():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "not_serving"}, status_code=503)
 
     async def openapi_document(request: Request) -> JSONResponse:
         return JSONResponse(openapi.DOCUMENT)

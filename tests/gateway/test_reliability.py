@@ -22,6 +22,7 @@ import httpx
 import pytest
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -370,6 +371,67 @@ def test_sigterm_lets_an_in_flight_http_request_finish_and_refuses_new_connectio
     events = [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
     assert events[-3:] == ["not_serving", "draining", "stopped"]
     # The create the drain let through is stored.
+    listed = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id="723")),
+        metadata=tenant.auth,
+    )
+    assert [n.body for n in listed.notes] == ["in flight"]
+
+
+@pytest.mark.slow  # starts its own service
+def test_sigterm_turns_healthz_to_503_while_an_in_flight_http_request_completes(
+    service, channel, tmp_path
+):
+    """After SIGTERM /healthz answers 503, from the same record as gRPC health's NOT_SERVING,
+    for as long as NOTES_SHUTDOWN_DELAY_SECONDS keeps the port open for load balancers to see
+    it; a second SIGTERM starts the drain, and a request in flight all along completes 2xx."""
+    tenant = new_tenant(channel)
+    grace = 10
+    env = {"NOTES_GRACE_SECONDS": str(grace), "NOTES_SHUTDOWN_DELAY_SECONDS": "600"}
+    svc = start_service(service.database_url, tmp_path, env_extra=env)
+    try:
+        healthy = httpx.get(svc.http_base + "/healthz", timeout=10)
+        assert (healthy.status_code, healthy.json()) == (200, {"status": "ok"})
+        body = json.dumps({"text": "in flight", "source": "drain", "tags": ["healthz"]}).encode()
+        head = (
+            "POST /orders/723/notes HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\n"
+            f"Authorization: Bearer {tenant.secret}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", svc.http_port), timeout=10) as sock:
+            sock.sendall(head.encode())
+            assert _read_head(sock).startswith(b"HTTP/1.1 100 ")  # in flight in the gateway
+            sock.sendall(body[: len(body) // 2])
+            svc.process.send_signal(signal.SIGTERM)
+            svc.wait_for_log(lambda log: any('"not_serving"' in x for x in log))
+            unhealthy = httpx.get(svc.http_base + "/healthz", timeout=10)  # a new connection
+            assert unhealthy.status_code == 503, unhealthy.text
+            assert unhealthy.json() == {"status": "not_serving"}
+            with grpc.insecure_channel(svc.grpc_target) as ch:
+                answer = health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            drained = time.monotonic()
+            svc.process.send_signal(signal.SIGTERM)  # the second: drain now, not in 600 s
+            _wait_refused(svc.http_port)
+            assert svc.process.poll() is None, "the process waits for the in-flight request"
+            sock.sendall(body[len(body) // 2 :])
+            response = _read_to_end(sock)
+        head_bytes, _, payload = response.partition(b"\r\n\r\n")
+        assert head_bytes.startswith(b"HTTP/1.1 200 "), response[:500]
+        assert json.loads(payload)["text"] == "in flight"
+        assert svc.process.wait(timeout=grace) == 0
+        assert time.monotonic() - drained < grace
+    finally:
+        stop_service(svc)
+    log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
+    events = [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+    assert events[-3:] == ["not_serving", "draining", "stopped"]
+    assert events.count("not_serving") == 1
     listed = tenant.notes.ListNotes(
         pb.ListNotesRequest(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id="723")),
         metadata=tenant.auth,
