@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from concurrent import futures
+from urllib.parse import parse_qs, urlparse
+
 import grpc
+import psycopg
 import pytest
 from google.protobuf import field_mask_pb2
 from notes.v1 import notes_pb2 as pb
@@ -168,3 +173,34 @@ def test_registry_calls_with_a_request_id_run_once(tenant):
     replayed = tenant.subjects.ArchiveSubject(archive, metadata=tenant.auth)
     assert replayed.idempotency_status == pb.IDEMPOTENCY_STATUS_REPLAYED
     assert replayed.subject == archived.subject
+
+
+def test_a_note_racing_the_archiving_of_its_subject_never_lands_on_it(service, tenant):
+    """PostgreSQL: the subject is archived by a transaction still open; a create on it must
+    wait for that transaction (it reads its subjects FOR SHARE), then see the archive."""
+    if service.engine != "postgres":
+        pytest.skip("SQLite runs one write transaction at a time")
+    parsed = urlparse(service.database_url)
+    schema = parse_qs(parsed.query)["schema"][0]
+    url = parsed._replace(query="").geturl()
+    with psycopg.connect(url) as archiver, psycopg.connect(url, autocommit=True) as watcher:
+        archiver.execute(
+            f'UPDATE "{schema}".subjects SET archive_time = 1'
+            " WHERE org = %s AND type = 'customer' AND external_id = 'cus_1'",
+            (tenant.org,),
+        )
+        with futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(tenant.create, "racing the archive", timeout=30)
+            deadline = time.monotonic() + 20
+            while not watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database() AND query LIKE %s",
+                ('%"subjects"%FOR SHARE%',),
+            ).fetchone()[0]:
+                assert not pending.done(), "the create did not wait for the archiving"
+                assert time.monotonic() < deadline
+            archiver.commit()
+            with pytest.raises(grpc.RpcError) as e:
+                pending.result(timeout=30)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(e.value).reason == "SUBJECT_ARCHIVED"

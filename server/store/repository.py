@@ -201,10 +201,16 @@ def get_subject(org: str, subject_type: SubjectType, subject_id: str) -> Subject
 
 
 def get_subjects(org: str, refs: list[SubjectRef]) -> dict[tuple[str, str], Subject]:
+    """Inside a write transaction: the subjects a note is about to attach to. PostgreSQL reads
+    them FOR SHARE, so an ArchiveSubject committing meanwhile either waits for the note or is
+    seen by it (SQLite runs one write transaction at a time)."""
     if not refs:
         return {}
     ids = sorted({r.id for r in refs})
-    rows = _subject_rows(f'"external_id" IN ({", ".join(["?"] * len(ids))})', (org, *ids))
+    where = f'"external_id" IN ({", ".join(["?"] * len(ids))})'
+    if db.current().is_postgres:
+        where += " FOR SHARE"
+    rows = _subject_rows(where, (org, *ids))
     return {(row[0], row[1]): _subject(row) for row in rows}
 
 
