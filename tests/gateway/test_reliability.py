@@ -839,3 +839,30 @@ def test_the_gateway_channel_sets_the_message_size_limits(monkeypatch):
             "grpc.max_send_message_length": 3 * 1024 * 1024,
         }
     ]
+
+
+BAD_BYTES_TARGETS = {
+    "customer_notes": "/admin/customers/cus_%FF%FE/notes?q=%FF&author_id[]=%C3%28",
+    "shelfcycle": "/api/v1/notes/note_%FF%FE",
+    "woocommerce": "/wp-json/wc/v3/orders/723/notes/%FF?type=%FF&context=%C3%28",
+    "newstore": "/orders/%FF%FE/notes",
+}
+
+
+@by_name
+def test_invalid_utf8_in_the_path_query_and_headers_is_never_a_5xx(service, http, tenant, dialect):
+    """Percent-encoded bytes that are not UTF-8 in the path and query, and raw bytes above
+    0x7F in header values (Authorization included), sent on a raw socket: each is answered
+    in the dialect's shape, below 500, and the gateway goes on."""
+    headers = dialect.headers(tenant)
+    auth = headers["Authorization"].encode()
+    target = BAD_BYTES_TARGETS[dialect.name].encode()
+    start = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: "
+    heads = [start + auth, start + b"Bearer \xff\xfe\x80", start + auth + b"\r\nX-No: \xc3\x28"]
+    for head in heads:
+        response = _exchange(service.http_port, head + b"\r\nConnection: close\r\n\r\n")
+        status_line, _, rest = response.partition(b"\r\n")
+        status = int(status_line.split()[1])
+        assert 400 <= status < 500, response[:300]
+        assert b"content-type: application/json" in rest.lower(), response[:300]
+    assert dialect.create(http, tenant).status_code == dialect.created
