@@ -326,6 +326,21 @@ def _wait_refused(port: int, timeout: float = 5.0) -> None:
         time.sleep(0.01)  # polls the socket state; there is no event to wait on
 
 
+def _held_post(tenant: Tenant, tag: str) -> tuple[bytes, str]:
+    """A NewStore create's body and a head that asks for 100 Continue, so that the request
+    can be held in flight in the gateway by sending the body in parts."""
+    body = json.dumps({"text": "in flight", "source": "drain", "tags": [tag]}).encode()
+    head = (
+        "POST /orders/723/notes HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n"
+        f"Authorization: Bearer {tenant.secret}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    )
+    return body, head
+
+
 @pytest.mark.slow  # starts its own service
 def test_sigterm_lets_an_in_flight_http_request_finish_and_refuses_new_connections(
     service, channel, tmp_path
@@ -336,15 +351,7 @@ def test_sigterm_lets_an_in_flight_http_request_finish_and_refuses_new_connectio
         service.database_url, tmp_path, env_extra={"NOTES_GRACE_SECONDS": str(grace)}
     )
     try:
-        body = json.dumps({"text": "in flight", "source": "drain", "tags": ["sigterm"]}).encode()
-        head = (
-            "POST /orders/723/notes HTTP/1.1\r\n"
-            "Host: 127.0.0.1\r\n"
-            f"Authorization: Bearer {tenant.secret}\r\n"
-            "Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "Expect: 100-continue\r\n\r\n"
-        )
+        body, head = _held_post(tenant, "sigterm")
         with socket.create_connection(("127.0.0.1", svc.http_port), timeout=10) as sock:
             sock.sendall(head.encode())
             # uvicorn answers 100 Continue when the handler first asks for the body: from
@@ -392,15 +399,7 @@ def test_sigterm_turns_healthz_to_503_while_an_in_flight_http_request_completes(
     try:
         healthy = httpx.get(svc.http_base + "/healthz", timeout=10)
         assert (healthy.status_code, healthy.json()) == (200, {"status": "ok"})
-        body = json.dumps({"text": "in flight", "source": "drain", "tags": ["healthz"]}).encode()
-        head = (
-            "POST /orders/723/notes HTTP/1.1\r\n"
-            "Host: 127.0.0.1\r\n"
-            f"Authorization: Bearer {tenant.secret}\r\n"
-            "Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "Expect: 100-continue\r\n\r\n"
-        )
+        body, head = _held_post(tenant, "healthz")
         with socket.create_connection(("127.0.0.1", svc.http_port), timeout=10) as sock:
             sock.sendall(head.encode())
             assert _read_head(sock).startswith(b"HTTP/1.1 100 ")  # in flight in the gateway
