@@ -58,7 +58,7 @@ def upsert_subject(p: Principal, s: Subject, request_id: str = "") -> tuple[Subj
                 p,
                 "UpsertSubject",
                 request_id,
-                lambda: s.to_json(),
+                s.to_json,
                 work,
                 lambda out: {"subject": out[0].to_json(), "created": out[1]},
                 lambda data: (Subject.from_json(data["subject"]), data["created"]),

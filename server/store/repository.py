@@ -540,6 +540,10 @@ def count_notes(org: str, q: ListQuery) -> int:
 # --- request ids ------------------------------------------------------------------------
 
 
+def _in_flight() -> RequestInFlight:
+    return RequestInFlight("a request with this request_id is still in progress; retry")
+
+
 class _RequestsInFlight:
     """SQLite: the request ids of this process whose transaction waits for, or holds, the
     writer's turn."""
@@ -552,7 +556,7 @@ class _RequestsInFlight:
     def claim(self, key: tuple[str, str, str]) -> Iterator[None]:
         with self._lock:
             if key in self._keys:
-                raise RequestInFlight("a request with this request_id is still in progress; retry")
+                raise _in_flight()
             self._keys.add(key)
         try:
             yield
@@ -590,7 +594,7 @@ def writing_request(org: str, method: str, request_id: str) -> Iterator[None]:
             .fetchone()[0]
         )
         if not got:
-            raise RequestInFlight("a request with this request_id is still in progress; retry")
+            raise _in_flight()
         yield
 
 

@@ -341,6 +341,22 @@ def _held_post(tenant: Tenant, tag: str) -> tuple[bytes, str]:
     return body, head
 
 
+def _finish_held_post(sock: socket.socket, body: bytes) -> dict:
+    """Sends the rest of a _held_post body; the 200 answer's JSON, read to the end of the
+    connection (no keep-alive while draining)."""
+    sock.sendall(body[len(body) // 2 :])
+    response = _read_to_end(sock)
+    head_bytes, _, payload = response.partition(b"\r\n\r\n")
+    assert head_bytes.startswith(b"HTTP/1.1 200 "), response[:500]
+    return json.loads(payload)
+
+
+def _events_until_stopped(svc) -> list[str]:
+    """The lifecycle events the service logged, once it has logged "stopped"."""
+    log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
+    return [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+
+
 @pytest.mark.slow  # starts its own service
 def test_sigterm_lets_an_in_flight_http_request_finish_and_refuses_new_connections(
     service, channel, tmp_path
@@ -363,19 +379,13 @@ def test_sigterm_lets_an_in_flight_http_request_finish_and_refuses_new_connectio
             svc.wait_for_log(lambda log: any('"not_serving"' in x for x in log))
             _wait_refused(svc.http_port)  # new connections are refused while it drains
             assert svc.process.poll() is None, "the process waits for the in-flight request"
-            sock.sendall(body[len(body) // 2 :])
-            # The answer, then the end of the connection: no keep-alive while draining.
-            response = _read_to_end(sock)
-        head_bytes, _, payload = response.partition(b"\r\n\r\n")
-        assert head_bytes.startswith(b"HTTP/1.1 200 "), response[:500]
-        note = json.loads(payload)
+            note = _finish_held_post(sock, body)
         assert note["text"] == "in flight" and note["tags"] == ["sigterm"]
         assert svc.process.wait(timeout=grace) == 0
         assert time.monotonic() - signalled < grace
     finally:
         stop_service(svc)
-    log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
-    events = [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+    events = _events_until_stopped(svc)
     assert events[-3:] == ["not_serving", "draining", "stopped"]
     # The create the drain let through is stored.
     listed = tenant.notes.ListNotes(
@@ -418,17 +428,13 @@ def test_sigterm_turns_healthz_to_503_while_an_in_flight_http_request_completes(
             svc.process.send_signal(signal.SIGTERM)  # the second: drain now, not in 600 s
             _wait_refused(svc.http_port)
             assert svc.process.poll() is None, "the process waits for the in-flight request"
-            sock.sendall(body[len(body) // 2 :])
-            response = _read_to_end(sock)
-        head_bytes, _, payload = response.partition(b"\r\n\r\n")
-        assert head_bytes.startswith(b"HTTP/1.1 200 "), response[:500]
-        assert json.loads(payload)["text"] == "in flight"
+            note = _finish_held_post(sock, body)
+        assert note["text"] == "in flight"
         assert svc.process.wait(timeout=grace) == 0
         assert time.monotonic() - drained < grace
     finally:
         stop_service(svc)
-    log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
-    events = [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+    events = _events_until_stopped(svc)
     assert events[-3:] == ["not_serving", "draining", "stopped"]
     assert events.count("not_serving") == 1
     listed = tenant.notes.ListNotes(
