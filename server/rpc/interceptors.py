@@ -1,12 +1,20 @@
-"""Cross-cutting concerns of every RPC: credentials, error mapping and one access-log line."""
+"""Cross-cutting concerns of every RPC, one interceptor each, around unary and streaming methods
+alike: the access log, errors, deadlines, credentials, rate limits and the surface.
+
+Each concern is a context manager around the call (`around`); `Concern` applies it to whatever
+kind of method it meets, so a server-streaming method is checked and logged exactly as a unary
+one (its body runs inside the block while its responses are produced). grpc.server() runs the
+interceptors in list order, the first outermost: see `chain()`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -25,6 +33,23 @@ OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 SURFACE_HEADER = "x-notes-surface"
 _SURFACE_NAMES = {s.value: s for s in Surface}
 
+# Methods that change nothing: rate-limited as reads.
+READ_METHODS = frozenset(
+    {
+        "GetNote",
+        "ListNotes",
+        "GetNoteHistory",
+        "GetSubject",
+        "ListSubjects",
+        "CheckAccess",
+        "ListEvents",
+        "WatchEvents",
+        "GetWebhook",
+        "ListWebhooks",
+        "ListWebhookDeliveries",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Call:
@@ -32,11 +57,31 @@ class Call:
     surface: Surface
 
 
-_call: contextvars.ContextVar[Call] = contextvars.ContextVar("notes_call")
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("notes_principal")
+# What the access log reports of a call, filled in by the concerns inside it.
+_record: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("notes_record")
+_surface: contextvars.ContextVar[Surface] = contextvars.ContextVar(
+    "notes_surface", default=Surface.GRPC
+)
 
 
 def current() -> Call:
-    return _call.get()
+    """The credential and surface of the call being served."""
+    return Call(_principal.get(), _surface.get())
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    method: str  # "/notes.v1.NotesService/GetNote"
+
+    @property
+    def name(self) -> str:
+        return self.method.rsplit("/", 1)[-1]
+
+    @property
+    def open(self) -> bool:
+        """Health and reflection: no credential, no limits."""
+        return self.method.startswith(OPEN_PREFIXES)
 
 
 class _Undecodable:
@@ -57,72 +102,195 @@ def _tolerant(deserializer):
     return parse
 
 
-READ_METHODS = frozenset({"GetNote", "ListNotes", "GetNoteHistory", "GetSubject", "CheckAccess"})
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+_FACTORIES = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
 
 
-class ServiceInterceptor(grpc.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, limiter: RateLimiter) -> None:
-        self._auth = authenticator
-        self._limiter = limiter
+class Concern(grpc.ServerInterceptor):
+    """One concern around every method. Subclasses implement around(); applies() may skip
+    methods (health and reflection, for the credential concerns)."""
+
+    def applies(self, call: CallInfo) -> bool:
+        return True
+
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+    def deserializer(self, handler):
+        return handler.request_deserializer
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
+            return None
+        call = CallInfo(handler_call_details.method)
+        if not self.applies(call):
             return handler
-        method = handler_call_details.method
-        open_method = method.startswith(OPEN_PREFIXES)
-        behavior = self._wrap(handler.unary_unary, method, open_method)
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=_tolerant(handler.request_deserializer),
+        kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+        behavior = getattr(handler, kind)
+        around = self.around
+        if handler.response_streaming:
+
+            def wrapped(request, context):
+                with around(call, request, context):
+                    yield from behavior(request, context)
+
+        else:
+
+            def wrapped(request, context):
+                with around(call, request, context):
+                    return behavior(request, context)
+
+        return _FACTORIES[kind](
+            wrapped,
+            request_deserializer=self.deserializer(handler),
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, behavior: Callable, method: str, open_method: bool) -> Callable:
-        def wrapped(request, context: grpc.ServicerContext):
-            started = time.perf_counter()
-            code, org = "OK", ""
-            try:
-                if isinstance(request, _Undecodable):
-                    raise ValidationFailed([("request", "is not a valid message (bad UTF-8?)")])
-                if open_method:
-                    return behavior(request, context)
-                remaining = context.time_remaining()
-                if remaining is not None and remaining <= 0:
-                    raise DeadlineExceeded("the deadline passed before the call began")
-                metadata = dict(context.invocation_metadata())
-                principal = self._auth.authenticate(metadata.get("authorization"))
-                org = principal.org
-                route = method.rsplit("/", 1)[-1]
-                self._limiter.check(principal, method, write=route not in READ_METHODS)
-                surface = _SURFACE_NAMES.get(metadata.get(SURFACE_HEADER, ""), Surface.GRPC)
-                token = _call.set(Call(principal, surface))
-                try:
-                    with cancellation.watching(lambda: not context.is_active()):
-                        return behavior(request, context)
-                finally:
-                    _call.reset(token)
-            except DomainError as e:
-                st = status.from_error(e)
-                code = st.code.name
-                context.abort_with_status(st)
-            except Exception as e:  # noqa: BLE001
-                # The type only: messages may carry SQL or user data.
-                errors_log.error("unexpected %s in %s", type(e).__name__, method)
-                st = status.internal()
-                code = st.code.name
-                context.abort_with_status(st)
-            finally:
-                log.info(
-                    json.dumps(
-                        {
-                            "method": method,
-                            "code": code,
-                            "ms": round((time.perf_counter() - started) * 1000, 2),
-                            "org": org,
-                            "request_id": str(getattr(request, "request_id", ""))[:64],
-                        }
-                    )
-                )
 
-        return wrapped
+class AccessLog(Concern):
+    """One line per call, whatever its outcome: method, code, milliseconds, organization and
+    request id (never bodies or credentials)."""
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        started = time.perf_counter()
+        record: dict[str, str] = {}
+        token = _record.set(record)
+        try:
+            yield
+        finally:
+            _record.reset(token)
+            code = context.code()
+            log.info(
+                json.dumps(
+                    {
+                        "method": call.method,
+                        "code": code.name if code is not None else "OK",
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                        "org": record.get("org", ""),
+                        "request_id": str(getattr(request, "request_id", ""))[:64],
+                    }
+                )
+            )
+
+
+class Errors(Concern):
+    """Domain errors become their status (with ErrorInfo and BadRequest); anything else is
+    INTERNAL, logged by type only (messages may carry SQL or user data). An unparseable
+    request is INVALID_ARGUMENT."""
+
+    def deserializer(self, handler):
+        if handler.request_streaming:
+            return handler.request_deserializer
+        return _tolerant(handler.request_deserializer)
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        try:
+            if isinstance(request, _Undecodable):
+                raise ValidationFailed([("request", "is not a valid message (bad UTF-8?)")])
+            yield
+        except DomainError as e:
+            context.abort_with_status(status.from_error(e))
+        except GeneratorExit:
+            raise  # a stream whose client went away
+        except Exception as e:  # noqa: BLE001
+            if context.code() is not None:
+                raise  # an abort already decided the status
+            errors_log.error("unexpected %s in %s", type(e).__name__, call.method)
+            context.abort_with_status(status.internal())
+
+
+class Deadlines(Concern):
+    """A call whose deadline passed before it began is refused; one whose client stops waiting
+    stops at the store (cancellation.check) instead of committing unseen."""
+
+    def applies(self, call: CallInfo) -> bool:
+        return not call.open
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("the deadline passed before the call began")
+        with cancellation.watching(lambda: not context.is_active()):
+            yield
+
+
+def _metadata(context, name: str) -> str | None:
+    for key, value in context.invocation_metadata():
+        if key == name:
+            return value
+    return None
+
+
+class Credentials(Concern):
+    """The caller's credential (the `authorization` metadata) becomes the call's principal."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def applies(self, call: CallInfo) -> bool:
+        return not call.open
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        principal = self._auth.authenticate(_metadata(context, "authorization"))
+        record = _record.get(None)
+        if record is not None:
+            record["org"] = principal.org
+        token = _principal.set(principal)
+        try:
+            yield
+        finally:
+            _principal.reset(token)
+
+
+class RateLimits(Concern):
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    def applies(self, call: CallInfo) -> bool:
+        return not call.open
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        write = call.name not in READ_METHODS
+        self._limiter.check(_principal.get(), call.method, write=write)
+        yield
+
+
+class SurfaceOf(Concern):
+    """The surface a call came through: the gateway names its dialect; everyone else is
+    gRPC."""
+
+    def applies(self, call: CallInfo) -> bool:
+        return not call.open
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        surface = _SURFACE_NAMES.get(_metadata(context, SURFACE_HEADER) or "", Surface.GRPC)
+        token = _surface.set(surface)
+        try:
+            yield
+        finally:
+            _surface.reset(token)
+
+
+def chain(authenticator: Authenticator, limiter: RateLimiter) -> list[grpc.ServerInterceptor]:
+    """The interceptors in order, outermost first: the log sees the final status; errors map
+    whatever the inner ones raise; credentials come before the limits keyed by them."""
+    return [
+        AccessLog(),
+        Errors(),
+        Deadlines(),
+        Credentials(authenticator),
+        RateLimits(limiter),
+        SurfaceOf(),
+    ]

@@ -16,7 +16,7 @@ from ..config import Settings
 from ..domain.paging import PageTokens
 from ..service.credentials import Authenticator
 from ..service.limits import RateLimiter
-from .interceptors import ServiceInterceptor
+from . import interceptors
 from .servicer import AccessServicer, NotesServicer, SubjectsServicer
 
 log = logging.getLogger("notes.server")
@@ -62,12 +62,10 @@ def create_server(
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
-        interceptors=[
-            ServiceInterceptor(
-                Authenticator(secret, settings.default_org),
-                RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
-            )
-        ],
+        interceptors=interceptors.chain(
+            Authenticator(secret, settings.default_org),
+            RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
+        ),
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
