@@ -32,7 +32,7 @@ from ..domain.model import (
 )
 from ..domain.paging import PageTokens
 from ..store import repository as repo
-from . import requests
+from . import events, requests
 from .clock import now_us
 
 READ = (Scope.NOTES_READ,)  # notes:write grants it too (Principal.grants)
@@ -149,6 +149,7 @@ def create_note(
         note.subject, note.linked_records = subject, links
         note.number = repo.insert_note(p.org, note)
         repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
+        events.record(p, "CREATE", None, note, surface=surface, request_id=request_id, at=now)
         return note
 
     def payload() -> object:
@@ -207,6 +208,9 @@ def _change(
             raise VersionConflict(expected or read_version, current.version if current else 0)
         event = _event(p, action, surface, request_id, read_version, changed.version)
         repo.add_event(p.org, note_id, event)
+        events.record(
+            p, action, note, changed, surface=surface, request_id=request_id, at=event.event_time
+        )
         return changed
 
     return _idempotent(p, method, request_id, payload, work)

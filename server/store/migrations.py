@@ -179,9 +179,33 @@ def _covering_deleted(engine: Engine) -> list[str]:
     return out
 
 
+def _events(engine: Engine) -> list[str]:
+    """The change feed's outbox (server/store/outbox.py): ordered by (txid, seq)."""
+    serial = "BIGSERIAL" if engine.is_postgres else "INTEGER"
+    key = "PRIMARY KEY" if engine.is_postgres else "PRIMARY KEY AUTOINCREMENT"
+    return [
+        f"""CREATE TABLE events (
+    seq {serial} {key},
+    id TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL,
+    type TEXT NOT NULL,
+    note_id TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    subject_parent_id TEXT NOT NULL DEFAULT '',
+    txid BIGINT NOT NULL,
+    event_time BIGINT NOT NULL,
+    payload TEXT NOT NULL
+)""",
+        "CREATE INDEX events_by_org ON events (org, txid, seq)",
+        "CREATE INDEX events_by_time ON events (event_time)",
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
+    (4, "the change feed's outbox", _events),
 ]
 
 LATEST = MIGRATIONS[-1][0]
