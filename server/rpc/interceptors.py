@@ -91,11 +91,11 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded("the deadline passed before the call began")
                 metadata = dict(context.invocation_metadata())
-                principal = self._auth.authenticate(metadata.get("authorization"))
+                surface = _SURFACE_NAMES.get(metadata.get(SURFACE_HEADER, ""), Surface.GRPC)
+                principal = self._auth.authenticate(metadata.get("authorization"), surface)
                 org = principal.org
                 route = method.rsplit("/", 1)[-1]
                 self._limiter.check(principal, method, write=route not in READ_METHODS)
-                surface = _SURFACE_NAMES.get(metadata.get(SURFACE_HEADER, ""), Surface.GRPC)
                 token = _call.set(Call(principal, surface))
                 try:
                     with cancellation.watching(lambda: not context.is_active()):
