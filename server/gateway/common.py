@@ -32,7 +32,9 @@ HEADERS_LIMIT = 32 * 1024
 # RESOURCE_EXHAUSTED, which would read as a 429; no real credential comes near this.
 AUTHORIZATION_LIMIT = 4 * 1024
 RETRY_AFTER_DEFAULT = 1  # seconds, when the service gives no retry information (overload)
-JSON_MAX_DEPTH = 20  # deeper documents would outgrow protobuf's nesting limit as a Struct
+# Above the service's metadata depth (32), so that its rule answers (422 on metadata); as a
+# Struct each level is two messages, and 40 levels stay inside protobuf's nesting limit (100).
+JSON_MAX_DEPTH = 40
 DEADLINE_SECONDS = float(os.environ.get("NOTES_GATEWAY_DEADLINE_SECONDS") or 10)
 PAGE_SIZE = 1000  # the service's maximum: dialects without paging read every page
 SURFACE_HEADER = "x-notes-surface"

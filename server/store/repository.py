@@ -447,6 +447,8 @@ def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
         )
     if q.query:
         _match(w, search.parse(q.query), engine.is_postgres, fts_driven)
+    if q.contains:
+        _contains(w, q.contains, engine.is_postgres, narrowed=q.subject is not None)
     if not q.show_deleted:
         w.add('"delete_time" IS NULL')
     return w
@@ -471,6 +473,40 @@ def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool
         w.add('"number" IN (SELECT rowid FROM notes_fts WHERE notes_fts MATCH ?)', fts)
 
 
+TRIGRAM = 3  # the shortest text a trigram index can look up
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _contains(w: _Where, text: str, postgres: bool, *, narrowed: bool) -> None:
+    """Title or body containing text, case-insensitively. Three characters or more go through
+    a trigram index (SQLite FTS5 trigram, PostgreSQL pg_trgm); shorter text cannot use one and
+    is a scan of the notes the other filters leave (a subject's, for customer notes)."""
+    if postgres:
+        haystack = 'lower("title" || \' \' || "body")'  # notes_contains indexes this
+        if len(text) >= TRIGRAM:
+            w.add(f"{haystack} LIKE lower(?)", _like(text))
+        else:
+            w.add(f"strpos({haystack}, lower(?)) > 0", text)
+        return
+    if len(text) < TRIGRAM:
+        w.add("(\"title\" || ' ' || \"body\") LIKE ? ESCAPE '\\'", _like(text))
+        return
+    phrase = '"' + text.replace('"', '""') + '"'
+    if narrowed:
+        # Each of the subject's notes is looked up in the index by rowid: the cost follows the
+        # subject's notes, not how common the text is across every organization.
+        w.add(
+            "EXISTS (SELECT 1 FROM notes_trgm WHERE notes_trgm MATCH ?"
+            ' AND notes_trgm.rowid = "notes"."number")',
+            phrase,
+        )
+    else:
+        w.add('"number" IN (SELECT rowid FROM notes_trgm WHERE notes_trgm MATCH ?)', phrase)
+
+
 # A search with nothing narrower to go by (no subject, linked record or tag) walks the FTS
 # index newest first and stops at the page's end, instead of collecting every match first
 # (27,418 notes for one common word at 1M notes).
@@ -481,6 +517,7 @@ _ALL_COLUMNS = ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
 def _fts_driven(q: ListQuery) -> bool:
     return bool(
         q.query
+        and not q.contains
         and q.subject is None
         and q.linked_record is None
         and not q.tags
