@@ -84,7 +84,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         )
         _print({"key_id": key.key_id, "secret": key.secret})
     elif args.keys_command == "reseal":
-        _print({"resealed": credentials.reseal_keys(box)})
+        _print(credentials.reseal_keys(box))
     elif args.keys_command == "revoke":
         if not credentials.revoke_key(args.key_id):
             print(f"no active key {args.key_id}", file=sys.stderr)

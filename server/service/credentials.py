@@ -347,14 +347,22 @@ def create_key(
     return NewKey(key_id, secret)
 
 
-def reseal_keys(box: SecretBox) -> int:
-    """Seals every sealed secret again with the first key (after a new key was put first)."""
+def reseal_keys(box: SecretBox) -> dict[str, int]:
+    """Seals every sealed secret again with the first key (after a new key was put first).
+    Secrets no configured key opens are left as they are and counted."""
     with repo.reading():
         rows = [r for r in repo.list_all_keys() if r.secret_sealed]
+    done = unreadable = 0
     for r in rows:
+        try:
+            sealed = box.reseal(r.secret_sealed)
+        except (InvalidToken, ValueError):
+            unreadable += 1
+            continue
         with repo.writing():
-            repo.set_key_sealed(r.key_id, box.reseal(r.secret_sealed))
-    return len(rows)
+            repo.set_key_sealed(r.key_id, sealed)
+        done += 1
+    return {"resealed": done, "unreadable": unreadable}
 
 
 def revoke_key(key_id: str) -> bool:
