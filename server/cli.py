@@ -69,7 +69,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from .service import credentials
 
-    _open(_settings(args))
+    settings = _settings(args)
+    _open(settings)
+    box = credentials.SecretBox(settings.resolved_secret_keys())
     if args.keys_command == "create":
         key = credentials.create_key(
             args.org,
@@ -78,8 +80,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
             [s for s in args.scopes.split(",") if s],
             args.purpose,
             args.expires_in,
+            box=box,
         )
         _print({"key_id": key.key_id, "secret": key.secret})
+    elif args.keys_command == "reseal":
+        _print(credentials.reseal_keys(box))
     elif args.keys_command == "revoke":
         if not credentials.revoke_key(args.key_id):
             print(f"no active key {args.key_id}", file=sys.stderr)
@@ -230,7 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     listing = keys.add_parser("list", parents=[common])
     listing.add_argument("--org", required=True)
-    for p in (create, revoke, listing):
+    reseal = keys.add_parser(
+        "reseal", parents=[common], help="seal every secret with the first NOTES_SECRET_KEYS key"
+    )
+    for p in (create, revoke, listing, reseal):
         p.set_defaults(func=cmd_keys)
 
     token = sub.add_parser("token", parents=[common], help="mint an HS256 JWT")

@@ -10,6 +10,7 @@ from pathlib import Path
 from .store.db import DEFAULT_URL
 
 SECRET_FILE = Path("var/jwt-secret")
+SECRET_KEYS_FILE = Path("var/secret-keys")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -34,6 +35,9 @@ class Settings:
         default_factory=lambda: os.environ.get("NOTES_DATABASE_URL", DEFAULT_URL)
     )
     jwt_secret: str = field(default_factory=lambda: os.environ.get("NOTES_JWT_SECRET", ""))
+    # Fernet keys sealing API key secrets (OAuth 1.0a needs them back): the first seals, all
+    # open, so a new key goes first and old ones stay until `notes keys reseal` has run.
+    secret_keys: str = field(default_factory=lambda: os.environ.get("NOTES_SECRET_KEYS", ""))
     default_org: str = field(default_factory=lambda: os.environ.get("NOTES_DEFAULT_ORG", "default"))
     threads: int = field(default_factory=lambda: _env_int("NOTES_THREADS", 16))
     max_concurrent_rpcs: int = field(
@@ -63,17 +67,30 @@ class Settings:
     note_cache: int = field(default_factory=lambda: _env_int("NOTES_NOTE_CACHE", 10_000))
     http_enabled: bool = True
 
+    def resolved_secret_keys(self) -> list[str]:
+        """NOTES_SECRET_KEYS (comma-separated), or one key kept in var/secret-keys."""
+        if not self.secret_keys:
+            from cryptography.fernet import Fernet
+
+            _make_once(SECRET_KEYS_FILE, Fernet.generate_key().decode())
+            self.secret_keys = SECRET_KEYS_FILE.read_text().strip()
+        return [k.strip() for k in self.secret_keys.split(",") if k.strip()]
+
     def resolved_jwt_secret(self) -> str:
         """NOTES_JWT_SECRET, or a random secret kept in var/jwt-secret for local use."""
         if self.jwt_secret:
             return self.jwt_secret
-        SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # made earlier, or by a replica starting at the same moment
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32) + "\n")
+        _make_once(SECRET_FILE, secrets.token_urlsafe(32))
         self.jwt_secret = SECRET_FILE.read_text().strip()
         return self.jwt_secret
+
+
+def _make_once(path: Path, content: str) -> None:
+    """Writes a secret file (mode 600) unless it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # made earlier, or by a replica starting at the same moment
+    with os.fdopen(fd, "w") as f:
+        f.write(content + "\n")

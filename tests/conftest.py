@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from notes.v1 import notes_pb2 as pb
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("NOTES_TEST_POSTGRES_URL", "")
 JWT_SECRET = "test-secret-" + secrets.token_hex(16)
+# One server key for the services under test and this process, which makes keys directly.
+os.environ.setdefault("NOTES_SECRET_KEYS", Fernet.generate_key().decode())
 ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 

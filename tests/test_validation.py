@@ -45,12 +45,12 @@ def note(**fields) -> pb.Note:
 ACCEPTED = {
     "body at 65,536": note(body="b" * 65_536),
     "title at 512": note(title="t" * 512),
-    "50 tags of 128": note(tags=[f"{i:03d}" + "t" * 125 for i in range(50)]),
+    "256 tags of 128": note(tags=[f"{i:03d}" + "t" * 125 for i in range(256)]),
     "50 distinct links": note(
         linked_records=[pb.SubjectRef(type=pb.SUBJECT_TYPE_CONTACT, id=f"c{i}") for i in range(50)]
     ),
-    "metadata at depth 8": note(metadata=struct(nested(8))),
-    "metadata of about 16 KiB": note(metadata=struct({"k": "v" * 16_000})),
+    "metadata at depth 32": note(metadata=struct(nested(32))),
+    "metadata of about 64 KiB": note(metadata=struct({"k": "v" * 65_000})),
     "id at 128": note(subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="c" * 128)),
 }
 
@@ -58,12 +58,12 @@ REFUSED = {
     "empty body": (note(body=""), {"note.body"}),
     "body over 65,536": (note(body="b" * 65_537), {"note.body"}),
     "title over 512": (note(title="t" * 513), {"note.title"}),
-    "51 tags": (note(tags=[str(i) for i in range(51)]), {"note.tags"}),
+    "257 tags": (note(tags=[str(i) for i in range(257)]), {"note.tags"}),
     "empty tag": (note(tags=["ok", ""]), {"note.tags[1]"}),
     "tag over 128": (note(tags=["t" * 129]), {"note.tags[0]"}),
     "51 links": (note(linked_records=[CONTACT] * 51), {"note.linked_records"}),
-    "metadata deeper than 8": (note(metadata=struct(nested(9))), {"note.metadata"}),
-    "metadata over 16 KiB": (note(metadata=struct({"k": "v" * 17_000})), {"note.metadata"}),
+    "metadata deeper than 32": (note(metadata=struct(nested(33))), {"note.metadata"}),
+    "metadata over 64 KiB": (note(metadata=struct({"k": "v" * 66_000})), {"note.metadata"}),
     "no subject": (pb.Note(body="x"), {"note.subject"}),
     "subject without type": (note(subject=pb.SubjectRef(id="cus_1")), {"note.subject.type"}),
     "subject id over 128": (

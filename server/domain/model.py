@@ -195,6 +195,7 @@ class ListQuery:
     note_types: list[NoteType] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     query: str = ""
+    contains: str = ""  # substring, case-insensitive (customer notes' q)
     show_deleted: bool = False
     page_size: int = 0
     page_token: str = ""

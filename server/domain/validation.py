@@ -19,11 +19,11 @@ from .model import (
 
 BODY_MAX = 65_536
 TITLE_MAX = 512
-TAGS_MAX = 50
+TAGS_MAX = 256
 TAG_MAX = 128
 LINKS_MAX = 50
-METADATA_MAX_BYTES = 16 * 1024
-METADATA_MAX_DEPTH = 8
+METADATA_MAX_BYTES = 64 * 1024
+METADATA_MAX_DEPTH = 32
 ID_MAX = 128
 REQUEST_ID_MAX = 36
 SOURCE_MAX = 256
@@ -232,15 +232,21 @@ def validate_list(q: ListQuery) -> None:
     for i, tag in enumerate(q.tags):
         _text(v, f"tags[{i}]", tag, 1, TAG_MAX)
     _text(v, "query", q.query, 0, QUERY_MAX)
+    _text(v, "contains", q.contains, 0, QUERY_MAX)
     if q.page_size < 0:
         v.add("page_size", "must not be negative")
     if q.offset < 0:
         v.add("offset", "must not be negative")
-    elif q.offset > OFFSET_MAX:
-        v.add("offset", f"must be at most {OFFSET_MAX}; use page_token beyond")
     if q.offset and q.page_token:
         v.add("offset", "cannot be combined with page_token")
     v.raise_if_any()
+
+
+def validate_offset_walk(offset: int) -> None:
+    """Skipping rows costs their reading: at most OFFSET_MAX, unless the offset is past the
+    end of the list (an empty page, decided from the count without walking)."""
+    if offset > OFFSET_MAX:
+        raise ValidationFailed([("offset", f"must be at most {OFFSET_MAX}; use page_token beyond")])
 
 
 def effective_page_size(page_size: int) -> int:

@@ -4,6 +4,7 @@ the canonical status table, and the one place that turns failures into responses
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import math
@@ -31,7 +32,9 @@ HEADERS_LIMIT = 32 * 1024
 # RESOURCE_EXHAUSTED, which would read as a 429; no real credential comes near this.
 AUTHORIZATION_LIMIT = 4 * 1024
 RETRY_AFTER_DEFAULT = 1  # seconds, when the service gives no retry information (overload)
-JSON_MAX_DEPTH = 20  # deeper documents would outgrow protobuf's nesting limit as a Struct
+# Above the service's metadata depth (32), so that its rule answers (422 on metadata); as a
+# Struct each level is two messages, and 40 levels stay inside protobuf's nesting limit (100).
+JSON_MAX_DEPTH = 40
 DEADLINE_SECONDS = float(os.environ.get("NOTES_GATEWAY_DEADLINE_SECONDS") or 10)
 PAGE_SIZE = 1000  # the service's maximum: dialects without paging read every page
 SURFACE_HEADER = "x-notes-surface"
@@ -269,6 +272,9 @@ async def read_body(request: Request) -> bytes:
     mislabelled requests from legacy clients keep working. A body that is not JSON is the
     dialect's 400 for malformed JSON, never a 415. WooCommerce alone also reads form bodies,
     as WordPress does."""
+    cached = getattr(request.state, "raw_body", None)
+    if cached is not None:  # read already, to check a signature over it
+        return cached
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > BODY_LIMIT:
         raise body_too_large()
@@ -278,7 +284,8 @@ async def read_body(request: Request) -> bytes:
         if size > BODY_LIMIT:
             raise body_too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
+    request.state.raw_body = b"".join(chunks)
+    return request.state.raw_body
 
 
 def _reject_constant(name: str) -> Any:
@@ -381,6 +388,7 @@ def authorization_header(request: Request) -> str | None:
 # --- dialects ------------------------------------------------------------------------------
 
 Render = Callable[[Failure, Request], Response]
+Credentials = Callable[[Request], str | None | Awaitable[str | None]]
 Handler = Callable[[Request, Call], Awaitable[Response]]
 
 
@@ -395,7 +403,7 @@ class Dialect:
     surface: str
     prefix: str
     render: Render
-    credentials: Callable[[Request], str | None] = authorization_header
+    credentials: Credentials = authorization_header
     auth_first: bool = True
 
     def respond(self, failure: Failure, request: Request) -> Response:
@@ -408,7 +416,13 @@ class Dialect:
 
     def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            call = Call(request, self.surface, self.credentials(request))
+            try:
+                authorization = self.credentials(request)
+                if inspect.isawaitable(authorization):  # one that reads the body (OAuth forms)
+                    authorization = await authorization
+            except Failure as f:
+                return self.respond(f, request)
+            call = Call(request, self.surface, authorization)
             try:
                 return await handler(request, call)
             except Failure as f:

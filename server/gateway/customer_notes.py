@@ -16,6 +16,7 @@ from .common import Call, Code, Failure
 BODY_MAX = 5000
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
+INT32_MAX = 2**31 - 1  # ListNotesRequest.offset; no list is that long, so past it is past the end
 FIELDS = {"body", "is_internal", "metadata"}
 
 
@@ -77,9 +78,9 @@ async def list_notes(request: Request, call: Call) -> Response:
         pb.ListNotesRequest(
             subject=_subject(customer_id),
             author_ids=[a for a in author_ids if a],
-            query=params.get("q", ""),
+            contains=params.get("q", ""),  # Medusa's q: ILIKE %q%, not the word language
             page_size=max(limit, 1),
-            offset=offset,
+            offset=min(offset, INT32_MAX),
             include_total_size=True,
         ),
     )

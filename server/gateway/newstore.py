@@ -2,8 +2,9 @@
 POST /orders/{order_uuid}/items/{item_uuid}/notes,
 PUT|DELETE /orders/{order_uuid}/notes/{note_uuid}.
 
-Note UUIDs are the 128 bits of the service's ULID ids; order and item ids pass through as the
-subject ids they are registered under.
+Note UUIDs are the 128 bits of the service's ULID ids, which are UUIDv7 for notes made since
+(service/notes.py new_note_id); order and item ids pass through as the subject ids they are
+registered under.
 """
 
 from __future__ import annotations
@@ -58,12 +59,20 @@ def render_note(note: pb.Note) -> dict[str, Any]:
         data["item_id"] = note.subject.id
     data.update(
         text=note.body,
-        source=note.source,
+        source=note.source or _author_name(note),
         tags=list(note.tags),
         created_at=go_time(note.create_time),
         updated_at=go_time(note.update_time),
     )
     return data
+
+
+def _author_name(note: pb.Note) -> str:
+    """The source of a note written through another surface, which has none: the seed wants
+    1..256 characters."""
+    if note.author.type == pb.AUTHOR_TYPE_SYSTEM:
+        return "system"
+    return (note.author.display_name or note.author.id or "system")[:SOURCE_MAX]
 
 
 def _string(body: dict[str, Any], name: str, hi: int, errors: list, *, required: bool) -> str:

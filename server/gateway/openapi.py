@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..domain.validation import (
+    BODY_MAX,
+    LINKS_MAX,
+    METADATA_MAX_BYTES,
+    METADATA_MAX_DEPTH,
+    QUERY_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+)
 from .shelfcycle import NOTE_TYPES
 
 ISO_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
@@ -101,7 +111,12 @@ WC_ORDER = [path_param("order_id", {"type": "integer", "minimum": 0})]
 WC_NOTE = [*WC_ORDER, path_param("note_id", {"type": "integer", "minimum": 0})]
 NS_NOTE = [*ORDER, path_param("note_uuid", string(format="uuid"))]
 CUSTOMER_SECURITY = [{"bearer": []}, {"basicSecret": []}]
-WC_SECURITY = [{"basic": []}, {"consumerKey": [], "consumerSecret": []}, {"bearer": []}]
+WC_SECURITY = [
+    {"basic": []},
+    {"consumerKey": [], "consumerSecret": []},
+    {"oauth1": []},
+    {"bearer": []},
+]
 
 SCHEMAS: dict[str, Any] = {
     # Customer notes (Medusa-style)
@@ -132,7 +147,11 @@ SCHEMAS: dict[str, Any] = {
         {
             "body": string(minLength=1, maxLength=5000),
             "is_internal": {"type": "boolean", "default": True},
-            "metadata": {"type": "object"},
+            "metadata": {
+                "type": "object",
+                "description": f"Any JSON object of at most {METADATA_MAX_BYTES} bytes "
+                f"serialized, nested at most {METADATA_MAX_DEPTH} levels (the service's limits).",
+            },
         },
         ["body"],
         additionalProperties=False,
@@ -167,10 +186,14 @@ SCHEMAS: dict[str, Any] = {
     "ShelfCycleCreate": obj(
         {
             "primarySubject": ref("ShelfCyclePrimarySubject"),
-            "linkedRecords": {"type": "array", "items": ref("ShelfCycleRecord")},
+            "linkedRecords": {
+                "type": "array",
+                "maxItems": LINKS_MAX,
+                "items": ref("ShelfCycleRecord"),
+            },
             "noteType": ref("ShelfCycleNoteType"),
-            "title": string(maxLength=512),
-            "body": string(minLength=1, maxLength=65536),
+            "title": string(maxLength=TITLE_MAX),
+            "body": string(minLength=1, maxLength=BODY_MAX),
             "happenedAt": string(format="date-time"),
         },
         ["primarySubject", "body"],
@@ -178,11 +201,15 @@ SCHEMAS: dict[str, Any] = {
     ),
     "ShelfCyclePatch": obj(
         {
-            "title": string(maxLength=512),
-            "body": string(minLength=1, maxLength=65536),
+            "title": string(maxLength=TITLE_MAX),
+            "body": string(minLength=1, maxLength=BODY_MAX),
             "happenedAt": string(format="date-time"),
             "noteType": ref("ShelfCycleNoteType"),
-            "linkedRecords": {"type": "array", "items": ref("ShelfCycleRecord")},
+            "linkedRecords": {
+                "type": "array",
+                "maxItems": LINKS_MAX,
+                "items": ref("ShelfCycleRecord"),
+            },
         },
         [],
         additionalProperties=False,
@@ -205,7 +232,11 @@ SCHEMAS: dict[str, Any] = {
                 SHELFCYCLE_NOTE_BASE
                 | {
                     "primarySubject": ref("ShelfCyclePrimarySubject"),
-                    "linkedRecords": {"type": "array", "items": ref("ShelfCycleRecord")},
+                    "linkedRecords": {
+                        "type": "array",
+                        "maxItems": LINKS_MAX,
+                        "items": ref("ShelfCycleRecord"),
+                    },
                     "noteType": ref("ShelfCycleNoteType"),
                     "title": string(),
                     "body": string(),
@@ -251,7 +282,7 @@ SCHEMAS: dict[str, Any] = {
     "WooNoteList": {"type": "array", "items": ref("WooNote")},
     "WooNoteCreate": obj(
         {
-            "note": string(minLength=1, maxLength=65536),
+            "note": string(minLength=1, maxLength=BODY_MAX),
             "customer_note": {"type": "boolean", "default": False},
             "added_by_user": {"type": "boolean", "default": False},
         },
@@ -288,7 +319,13 @@ SCHEMAS: dict[str, Any] = {
             "text": string(minLength=1, maxLength=4000),
             "source": string(minLength=1, maxLength=256),
             "source_type": string(minLength=1, maxLength=256),
-            "tags": {"type": "array", "maxItems": 50, "items": string(minLength=1, maxLength=128)},
+            "tags": {
+                "type": "array",
+                "maxItems": TAGS_MAX,
+                "items": string(minLength=1, maxLength=TAG_MAX),
+                "description": f"At most {TAGS_MAX} tags of 1..{TAG_MAX} characters (the "
+                "service's limits; the seed gives none).",
+            },
         },
         ["text", "source", "tags"],
     ),
@@ -306,8 +343,23 @@ PATHS: dict[str, Any] = {
             "security": CUSTOMER_SECURITY,
             "parameters": [
                 query("limit", {"type": "integer", "minimum": 0, "default": 50}),
-                query("offset", {"type": "integer", "minimum": 0, "maximum": 100000}),
-                query("q", string(maxLength=512)),
+                query(
+                    "offset",
+                    {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Past the last note: an empty page with the count. "
+                        "Otherwise at most 100000.",
+                    },
+                ),
+                query(
+                    "q",
+                    string(
+                        maxLength=QUERY_MAX,
+                        description="Notes whose body contains this text, case-insensitively "
+                        "(ILIKE %q%).",
+                    ),
+                ),
                 query("author_id", {"type": "array", "items": ID}, style="form", explode=True),
                 query("author_id[]", {"type": "array", "items": ID}, style="form", explode=True),
             ],
@@ -552,6 +604,16 @@ DOCUMENT: dict[str, Any] = {
             },
             "consumerKey": {"type": "apiKey", "in": "query", "name": "consumer_key"},
             "consumerSecret": {"type": "apiKey", "in": "query", "name": "consumer_secret"},
+            "oauth1": {
+                "type": "apiKey",
+                "in": "query",
+                "name": "oauth_signature",
+                "description": "WooCommerce's one-legged OAuth 1.0a, as its clients sign over "
+                "http: oauth_consumer_key (the key id), oauth_timestamp (within 15 minutes), "
+                "oauth_nonce (once per key), oauth_signature_method (HMAC-SHA1 or HMAC-SHA256) "
+                "and oauth_signature over the method, the URL and the sorted query and form "
+                "parameters, keyed with the consumer secret and '&'.",
+            },
         },
     },
 }

@@ -3,11 +3,19 @@ GET|POST /wp-json/wc/v3/orders/{order_id}/notes, GET|DELETE .../notes/{note_id}.
 
 Note ids are the service's note numbers. Parameters are checked before credentials, as
 WordPress validates a route's arguments before its permission callback.
+
+Credentials: Basic, consumer_key/consumer_secret in the query string, or one-legged OAuth 1.0a
+(what the official clients send over http). The gateway never sees a secret for OAuth: it
+forwards what WooCommerce signs (method, URL, query and form parameters) as a `WC-OAuth1`
+authorization value, and the service checks the signature, timestamp and nonce
+(server/service/credentials.py).
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import secrets
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -38,15 +46,58 @@ TRASH_NOT_SUPPORTED = "TRASH_NOT_SUPPORTED"
 ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
 
 
-def credentials(request: Request) -> str | None:
-    """The Authorization header, or consumer_key/consumer_secret query parameters as Basic."""
+OAUTH_PARAMS = (
+    "oauth_consumer_key",
+    "oauth_timestamp",
+    "oauth_nonce",
+    "oauth_signature",
+    "oauth_signature_method",
+)
+FORM = "application/x-www-form-urlencoded"
+
+
+async def credentials(request: Request) -> str | None:
+    """The Authorization header, consumer_key/consumer_secret query parameters as Basic, or
+    OAuth 1.0a query parameters as a WC-OAuth1 credential."""
     header = request.headers.get("authorization")
     if header:
         return header
     key, secret = (request.query_params.get(name) for name in AUTH_PARAMS)
     if key and secret:
         return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+    params = request.query_params.multi_items()
+    if any(name in OAUTH_PARAMS for name, _ in params):
+        if request.headers.get("content-type", "").startswith(FORM):
+            params += _form(await common.read_body(request))  # $_POST joins $_GET, as WP does
+        return oauth_credential(request, params)
     return None
+
+
+def _form(raw: bytes) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise common.malformed("the form body is not UTF-8") from None
+
+
+def oauth_credential(request: Request, params: list[tuple[str, str]]) -> str:
+    """Everything the service needs to check an OAuth 1.0a signature as WooCommerce does: the
+    method, the URLs the client may have signed (the one it called, and the public base URL's),
+    the parameters, and a reference of this HTTP request, so that its several calls to the
+    service count as one use of the nonce."""
+    path = request.url.path
+    urls = [f"{request.url.scheme}://{request.url.netloc}{path}"]
+    public = request.app.state.settings.public_base_url
+    if public:
+        urls.append(public.rstrip("/") + path)
+    data = {
+        "method": request.method,
+        "urls": urls,
+        "params": params,
+        "ref": secrets.token_urlsafe(16),
+    }
+    packed = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode())
+    return "WC-OAuth1 " + packed.decode().rstrip("=")
 
 
 def shop_zone(request: Request) -> ZoneInfo:
@@ -112,14 +163,12 @@ def _choice(request: Request, name: str, options: tuple[str, ...]) -> str:
 
 async def _create_params(request: Request) -> dict[str, Any]:
     """The body's parameters (JSON or a form) over the query string's, as WordPress merges."""
-    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in AUTH_PARAMS}
+    skip = AUTH_PARAMS + OAUTH_PARAMS
+    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in skip}
     raw = await common.read_body(request)
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        try:
-            params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            raise common.malformed("the form body is not UTF-8") from None
+    if content_type.startswith(FORM):
+        params.update((k, v) for k, v in _form(raw) if k not in OAUTH_PARAMS)
     elif raw.strip():
         body = common.parse_json(raw)
         if not isinstance(body, dict):
@@ -235,6 +284,27 @@ ERRORS: dict[str, tuple[str, str, int]] = {
         "Consumer secret is invalid.",
         401,
     ),
+    "OAUTH_CONSUMER_KEY_INVALID": (
+        "woocommerce_rest_authentication_error",
+        "Consumer key is invalid.",
+        401,
+    ),
+    "OAUTH_SIGNATURE_INVALID": (
+        "woocommerce_rest_authentication_error",
+        "Invalid signature - provided signature does not match.",
+        401,
+    ),
+    "OAUTH_SIGNATURE_METHOD_INVALID": (
+        "woocommerce_rest_authentication_error",
+        "Invalid signature - signature method is invalid.",
+        401,
+    ),
+    "OAUTH_TIMESTAMP_INVALID": ("woocommerce_rest_authentication_error", "Invalid timestamp.", 401),
+    "OAUTH_NONCE_USED": (
+        "woocommerce_rest_authentication_error",
+        "Invalid nonce - nonce has already been used.",
+        401,
+    ),
     "NOTE_NOT_FOUND": ("woocommerce_rest_invalid_id", "Invalid resource ID.", 404),
     ORDER_NOT_FOUND: ("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404),
     TRASH_NOT_SUPPORTED: (
@@ -277,6 +347,11 @@ def render_error(f: Failure, request: Request) -> Response:
     if f.reason == "CREDENTIALS_MISSING" or f.code == Code.PERMISSION_DENIED:
         code, message = _CANNOT[_action(request)]
         status = 401 if f.code == Code.UNAUTHENTICATED else 403
+    elif f.reason == "OAUTH_PARAMETER_MISSING":
+        names = f.metadata.get("params", "")
+        plural = "s" if "," in names else ""
+        code, status = "woocommerce_rest_authentication_missing_parameter", 401
+        message = f"Missing OAuth parameter{plural} {names}"
     elif f.reason == ORDER_NOT_FOUND and _action(request) == "list":
         code, message, status = "woocommerce_rest_shop_order_invalid_id", "Invalid order ID.", 404
     elif f.reason == MISSING_PARAM:

@@ -181,6 +181,7 @@ def list_query_in(req: pb.ListNotesRequest) -> m.ListQuery:
         note_types=[_NOTE_TYPES.get(t, t) for t in req.note_types],  # type: ignore[misc]
         tags=list(req.tags),
         query=req.query,
+        contains=req.contains,
         show_deleted=req.show_deleted,
         page_size=req.page_size,
         page_token=req.page_token,

@@ -231,7 +231,8 @@ def _metadata(context, name: str) -> str | None:
 
 
 class Credentials(Concern):
-    """The caller's credential (the `authorization` metadata) becomes the call's principal."""
+    """The caller's credential (the `authorization` metadata) becomes the call's principal.
+    Inside SurfaceOf."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self._auth = authenticator
@@ -241,7 +242,8 @@ class Credentials(Concern):
 
     @contextlib.contextmanager
     def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        principal = self._auth.authenticate(_metadata(context, "authorization"))
+        # The surface decides some grants (a Medusa admin token on customer notes).
+        principal = self._auth.authenticate(_metadata(context, "authorization"), _surface.get())
         record = _record.get(None)
         if record is not None:
             record["org"] = principal.org
@@ -285,12 +287,13 @@ class SurfaceOf(Concern):
 
 def chain(authenticator: Authenticator, limiter: RateLimiter) -> list[grpc.ServerInterceptor]:
     """The interceptors in order, outermost first: the log sees the final status; errors map
-    whatever the inner ones raise; credentials come before the limits keyed by them."""
+    whatever the inner ones raise; the surface comes before the credentials it can grant
+    more to, and they before the limits keyed by them."""
     return [
         AccessLog(),
         Errors(),
         Deadlines(),
+        SurfaceOf(),
         Credentials(authenticator),
         RateLimits(limiter),
-        SurfaceOf(),
     ]

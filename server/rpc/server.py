@@ -14,7 +14,7 @@ from notes.v1 import notes_pb2, notes_pb2_grpc
 
 from ..config import Settings
 from ..domain.paging import PageTokens
-from ..service.credentials import Authenticator
+from ..service.credentials import Authenticator, SecretBox
 from ..service.limits import RateLimiter
 from . import interceptors
 from .servicer import AccessServicer, NotesServicer, SubjectsServicer
@@ -63,7 +63,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
         interceptors=interceptors.chain(
-            Authenticator(secret, settings.default_org),
+            Authenticator(secret, settings.default_org, SecretBox(settings.resolved_secret_keys())),
             RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
         ),
         options=options,

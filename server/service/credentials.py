@@ -1,4 +1,5 @@
-"""Credentials: API keys (stored as hashes) and HS256 JWTs, turned into a Principal."""
+"""Credentials: API keys (stored as hashes, and sealed for OAuth 1.0a), HS256 JWTs (ours and
+Medusa's admin tokens), and WooCommerce's OAuth 1.0a signatures, turned into a Principal."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 import jwt
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ..domain.errors import PermissionDenied, Unauthenticated
-from ..domain.model import Author, AuthorType, Principal, Scope
+from ..domain.model import Author, AuthorType, Principal, Scope, Surface
 from ..domain.validation import Violations, check_id
 from ..store import repository as repo
 from .clock import now_us
@@ -23,6 +27,79 @@ DEFAULT_ORG = "default"
 CACHE_SECONDS = 5.0  # a revoked key stops working within this time on every replica
 CACHE_MAX = 10_000
 KNOWN_SCOPES = frozenset(s.value for s in Scope)
+
+# A Medusa admin user (actor_type "user", no scopes claim) manages customer notes there.
+MEDUSA_ADMIN_SCOPES = frozenset({Scope.NOTES_READ.value, Scope.NOTES_WRITE.value})
+
+# WooCommerce's one-legged OAuth 1.0a (class-wc-rest-authentication.php), as the gateway
+# forwards it: "WC-OAuth1 " + base64url(JSON {method, urls, params, ref}): the URLs the client
+# may have signed, the query (and form) parameters as [name, value] pairs, and a reference of
+# the HTTP request (its several calls to the service are one use of the nonce).
+OAUTH_SCHEME = "wc-oauth1"
+OAUTH_WINDOW_SECONDS = 15 * 60
+OAUTH_PARAMS = (
+    "oauth_consumer_key",
+    "oauth_timestamp",
+    "oauth_nonce",
+    "oauth_signature",
+    "oauth_signature_method",
+)
+OAUTH_METHODS = {"HMAC-SHA1": hashlib.sha1, "HMAC-SHA256": hashlib.sha256}
+
+
+class SecretBox:
+    """Seals API key secrets with the server's Fernet keys (AES-128-CBC + HMAC-SHA256):
+    the first key seals, every key opens, so keys rotate without a flag day."""
+
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise ValueError("at least one Fernet key is needed")
+        self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, sealed: str) -> str | None:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except (InvalidToken, ValueError):
+            return None
+
+    def reseal(self, sealed: str) -> str:
+        return self._fernet.rotate(sealed.encode()).decode()
+
+
+def default_box() -> SecretBox:
+    from ..config import Settings
+
+    return SecretBox(Settings().resolved_secret_keys())
+
+
+def _rfc3986(value: str) -> str:
+    """wc_rest_urlencode_rfc3986: PHP's rawurlencode."""
+    return quote(value, safe="~")
+
+
+def oauth_base_string(method: str, url: str, params: dict[str, str]) -> str:
+    """The string WooCommerce signs: METHOD&enc(url)&enc(k=v)%26... over the parameters sorted
+    by name (strcmp) without oauth_signature; keys and values are encoded once, then each
+    k=v pair again (join_with_equals_sign)."""
+    pairs = sorted(
+        ((k, v) for k, v in params.items() if k != "oauth_signature"), key=lambda p: p[0].encode()
+    )
+    joined = "%26".join(_rfc3986(f"{_rfc3986(k)}={_rfc3986(v)}") for k, v in pairs)
+    return f"{method.upper()}&{_rfc3986(url)}&{joined}"
+
+
+def oauth_signature(base_string: str, consumer_secret: str, algorithm: str) -> str:
+    digest = hmac.new(
+        (consumer_secret + "&").encode(), base_string.encode(), OAUTH_METHODS[algorithm]
+    ).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _oauth_failure(reason: str, message: str) -> Unauthenticated:
+    return Unauthenticated(message, reason=reason)
 
 
 def hash_secret(secret: str) -> str:
@@ -45,20 +122,30 @@ class _CachedKey:
 class Authenticator:
     """Checks `authorization` values; caches key look-ups for a few seconds."""
 
-    def __init__(self, jwt_secret: str, default_org: str = DEFAULT_ORG) -> None:
+    def __init__(
+        self,
+        jwt_secret: str,
+        default_org: str = DEFAULT_ORG,
+        box: SecretBox | None = None,
+        clock=time.time,
+    ) -> None:
         self._jwt_secret = jwt_secret
         self._default_org = default_org
+        self._box = box
+        self._clock = clock
         self._cache: dict[str, _CachedKey] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    def authenticate(self, authorization: str | None, surface: Surface = Surface.GRPC) -> Principal:
         if not authorization:
             raise Unauthenticated("credentials are required", reason="CREDENTIALS_MISSING")
         scheme, _, value = authorization.strip().partition(" ")
         value = value.strip()
         scheme = scheme.lower()
         if scheme == "bearer" and value.count(".") == 2:
-            return self._from_jwt(value)
+            return self._from_jwt(value, surface)
+        if scheme == OAUTH_SCHEME and value:
+            return self._from_oauth(value)
         if scheme == "bearer" and value:
             return self._from_key(self._load("secret", value), value)
         if scheme == "basic" and value:
@@ -95,6 +182,59 @@ class Authenticator:
     def _from_key(self, row, secret: str) -> Principal:
         if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
+        return self._principal(row)
+
+    def _from_oauth(self, value: str) -> Principal:
+        """WooCommerce's checks in its order: parameters, consumer key, signature method and
+        signature, timestamp (15 minutes either way), then the nonce (once per key)."""
+        try:
+            data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+            method, ref = str(data["method"]), str(data["ref"])
+            urls = [str(u) for u in data["urls"]][:2]
+            params = {str(k): str(v) for k, v in data["params"]}  # the last value wins, as PHP
+        except (ValueError, KeyError, TypeError):
+            raise Unauthenticated(
+                "malformed OAuth credentials", reason="CREDENTIALS_MALFORMED"
+            ) from None
+        missing = [name for name in OAUTH_PARAMS if not params.get(name)]
+        if missing:
+            raise Unauthenticated(
+                "missing OAuth parameters",
+                reason="OAUTH_PARAMETER_MISSING",
+                metadata={"params": ", ".join(missing)},
+            )
+        row = self._load("id", params["oauth_consumer_key"])
+        if row is None:
+            raise _oauth_failure("OAUTH_CONSUMER_KEY_INVALID", "the consumer key is not valid")
+        algorithm = params["oauth_signature_method"]
+        if algorithm not in OAUTH_METHODS:
+            raise _oauth_failure("OAUTH_SIGNATURE_METHOD_INVALID", "unknown signature method")
+        secret = self._box.open(row.secret_sealed) if self._box and row.secret_sealed else None
+        provided = unquote(params["oauth_signature"].replace(" ", "+"))
+        # None: a key made before sealing, or sealed with a key no longer configured.
+        expected = [
+            oauth_signature(oauth_base_string(method, url, params), secret, algorithm)
+            for url in (urls if secret is not None else [])
+        ]
+        if not any(hmac.compare_digest(e.encode(), provided.encode()) for e in expected):
+            raise _oauth_failure("OAUTH_SIGNATURE_INVALID", "the signature does not match")
+        now = int(self._clock())
+        try:
+            timestamp = int(params["oauth_timestamp"])
+        except ValueError:
+            timestamp = 0
+        if abs(timestamp - now) > OAUTH_WINDOW_SECONDS:
+            raise _oauth_failure("OAUTH_TIMESTAMP_INVALID", "the timestamp is out of range")
+        nonce = params["oauth_nonce"][:256]
+        with repo.writing():
+            fresh = repo.use_nonce(
+                row.key_id, nonce, timestamp, ref[:64], now - OAUTH_WINDOW_SECONDS
+            )
+        if not fresh:
+            raise _oauth_failure("OAUTH_NONCE_USED", "the nonce has already been used")
+        return self._principal(row)
+
+    def _principal(self, row) -> Principal:
         now = now_us()
         if row.revoke_time is not None:
             raise Unauthenticated("the API key was revoked", reason="API_KEY_REVOKED")
@@ -108,7 +248,7 @@ class Authenticator:
             purpose=row.purpose,
         )
 
-    def _from_jwt(self, token: str) -> Principal:
+    def _from_jwt(self, token: str, surface: Surface) -> Principal:
         try:
             claims = jwt.decode(
                 token,
@@ -123,6 +263,10 @@ class Authenticator:
         actor = claims.get("actor_id")
         org = claims.get("org") or self._default_org
         scopes = claims.get("scopes", [])
+        if "scopes" not in claims and _medusa_admin(claims):
+            # Medusa's own admin token: customer notes are what a Medusa admin manages, so it
+            # grants notes there and nothing anywhere else (gRPC keeps its scope rules).
+            scopes = list(MEDUSA_ADMIN_SCOPES) if surface == Surface.CUSTOMER_NOTES else []
         if isinstance(scopes, str):
             scopes = scopes.replace(",", " ").split()
         if (
@@ -139,6 +283,10 @@ class Authenticator:
             author=Author(kind, actor, name if isinstance(name, str) else ""),
             scopes=frozenset(s for s in scopes if isinstance(s, str)),
         )
+
+
+def _medusa_admin(claims: dict) -> bool:
+    return claims.get("actor_type") == "user" and isinstance(claims.get("auth_identity_id"), str)
 
 
 def check_access(p: Principal, scopes: list[str]) -> Principal:
@@ -169,6 +317,7 @@ def create_key(
     scopes: list[str],
     purpose: str,
     expires_in: int | None = None,
+    box: SecretBox | None = None,
 ) -> NewKey:
     v = Violations()
     check_id(v, "org", org)
@@ -185,6 +334,7 @@ def create_key(
             {
                 "key_id": key_id,
                 "secret_hash": hash_secret(secret),
+                "secret_sealed": (box or default_box()).seal(secret),
                 "org": org,
                 "actor_id": actor_id,
                 "display_name": display_name,
@@ -195,6 +345,24 @@ def create_key(
             }
         )
     return NewKey(key_id, secret)
+
+
+def reseal_keys(box: SecretBox) -> dict[str, int]:
+    """Seals every sealed secret again with the first key (after a new key was put first).
+    Secrets no configured key opens are left as they are and counted."""
+    with repo.reading():
+        rows = [r for r in repo.list_all_keys() if r.secret_sealed]
+    done = unreadable = 0
+    for r in rows:
+        try:
+            sealed = box.reseal(r.secret_sealed)
+        except (InvalidToken, ValueError):
+            unreadable += 1
+            continue
+        with repo.writing():
+            repo.set_key_sealed(r.key_id, sealed)
+        done += 1
+    return {"resealed": done, "unreadable": unreadable}
 
 
 def revoke_key(key_id: str) -> bool:

@@ -49,7 +49,14 @@ def require(p: Principal, scopes: tuple[Scope, ...]) -> None:
 
 
 def new_note_id() -> str:
-    return "note_" + str(ulid.ULID())
+    """A ULID whose 128 bits are also an RFC 9562 UUIDv7 (NewStore shows ids as UUIDs): both
+    start with the 48-bit Unix time in milliseconds, so setting the version (7) and variant
+    (0b10) bits in the random part makes one value both, and the ULID <-> UUID mapping stays
+    the identity on the bits. Ids made before keep theirs."""
+    raw = bytearray(ulid.ULID().bytes)
+    raw[6] = 0x70 | (raw[6] & 0x0F)
+    raw[8] = 0x80 | (raw[8] & 0x3F)
+    return "note_" + str(ulid.ULID.from_bytes(bytes(raw)))
 
 
 def _idempotent(
@@ -327,6 +334,8 @@ def _filter_fingerprint(q: ListQuery) -> str:
     data = dataclasses.asdict(q)
     for name in ("page_size", "page_token", "offset", "include_total_size"):
         data.pop(name)
+    if not data["contains"]:
+        data.pop("contains")  # tokens issued before the field existed stay good
     return requests.fingerprint("ListNotes", data)
 
 
@@ -337,9 +346,15 @@ def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
     fingerprint = _filter_fingerprint(q)
     before = tokens.read(q.page_token, fingerprint) if q.page_token else 0
     with repo.reading():
-        notes = repo.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
-        total = repo.count_notes(p.org, q) if q.include_total_size else 0
-    page = NotePage(notes[:size], total_size=total)
+        # Counted first, so that an offset past the end reads no rows at all.
+        counted = q.include_total_size or q.offset > validation.OFFSET_MAX
+        total = repo.count_notes(p.org, q) if counted else 0
+        if counted and q.offset and q.offset >= total:
+            notes = []
+        else:
+            validation.validate_offset_walk(q.offset)
+            notes = repo.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
+    page = NotePage(notes[:size], total_size=total if q.include_total_size else 0)
     if len(notes) > size:
         page.next_page_token = tokens.issue(fingerprint, page.notes[-1].number)
     return page

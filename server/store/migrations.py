@@ -202,10 +202,76 @@ def _events(engine: Engine) -> list[str]:
     ]
 
 
+_OAUTH = """
+ALTER TABLE api_keys ADD COLUMN secret_sealed TEXT;
+CREATE TABLE oauth_nonces (
+    key_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    oauth_timestamp BIGINT NOT NULL,
+    request_ref TEXT NOT NULL,
+    PRIMARY KEY (key_id, nonce)
+);
+CREATE INDEX oauth_nonces_by_time ON oauth_nonces (key_id, oauth_timestamp);
+"""
+
+# Substring search ("notes containing the text", Medusa's ILIKE %q%): a trigram index.
+_SQLITE_CONTAINS = """
+CREATE VIRTUAL TABLE notes_trgm USING fts5(
+    title, body, content='notes', content_rowid='number', tokenize='trigram'
+);
+CREATE TRIGGER notes_trgm_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_trgm (rowid, title, body) VALUES (new.number, new.title, new.body);
+END;
+CREATE TRIGGER notes_trgm_delete AFTER DELETE ON notes BEGIN
+    INSERT INTO notes_trgm (notes_trgm, rowid, title, body)
+    VALUES ('delete', old.number, old.title, old.body);
+END;
+CREATE TRIGGER notes_trgm_update AFTER UPDATE OF title, body ON notes BEGIN
+    INSERT INTO notes_trgm (notes_trgm, rowid, title, body)
+    VALUES ('delete', old.number, old.title, old.body);
+    INSERT INTO notes_trgm (rowid, title, body) VALUES (new.number, new.title, new.body);
+END;
+INSERT INTO notes_trgm (notes_trgm) VALUES ('rebuild');
+"""
+
+
+def _trgm_schema(engine: Engine) -> str:
+    """Where pg_trgm lives: an extension is installed once per database, in one schema, so a
+    database with several notes schemas shares it. Installed in public when missing (pg_trgm
+    is a trusted extension: the database's owner or any user with CREATE on it may)."""
+    db = engine.database
+    sql = (
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE e.extname = 'pg_trgm'"
+    )
+    row = db.execute_sql(sql).fetchone()
+    if row is None:
+        public = db.execute_sql("SELECT 1 FROM pg_namespace WHERE nspname = 'public'").fetchone()
+        target = "public" if public else (engine.schema or "public")
+        db.execute_sql(f'CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA "{target}"')
+        row = db.execute_sql(sql).fetchone()
+    return row[0]
+
+
+def _legacy_clients(engine: Engine) -> list[str]:
+    """OAuth 1.0a (sealed secrets, used nonces) and the containment search's trigram index."""
+    out = _split(_OAUTH)
+    if engine.is_postgres:
+        schema = _trgm_schema(engine).replace('"', '""')
+        out.append(
+            "CREATE INDEX notes_contains ON notes USING GIN"
+            f" ((lower(title || ' ' || body)) \"{schema}\".gin_trgm_ops)"
+        )
+    else:
+        out += _split(_SQLITE_CONTAINS)
+    return out
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
     (4, "the change feed's outbox", _events),
+    (6, "OAuth 1.0a secrets and nonces; substring search", _legacy_clients),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -220,6 +286,10 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
         if engine.is_postgres:
             db.execute_sql("SELECT pg_advisory_lock(727274)")
         try:
+            if engine.is_postgres and engine.schema:
+                # ?schema=NAME names where the tables go; a new name is a new schema.
+                quoted = engine.schema.replace('"', '""')
+                db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
             db.execute_sql(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"

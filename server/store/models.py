@@ -107,6 +107,9 @@ class ApiKeyRow(BaseModel):
     create_time = pw.BigIntegerField()
     expire_time = pw.BigIntegerField(null=True)
     revoke_time = pw.BigIntegerField(null=True)
+    # The secret encrypted with the server key (Fernet), for OAuth 1.0a signatures; NULL for
+    # keys made before migration 6, which work over Basic and query strings only.
+    secret_sealed = pw.TextField(null=True)
 
     class Meta:
         table_name = "api_keys"

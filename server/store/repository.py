@@ -6,6 +6,7 @@ import collections
 import contextlib
 import fcntl
 import functools
+import hmac
 import json
 import os
 import threading
@@ -446,6 +447,8 @@ def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
         )
     if q.query:
         _match(w, search.parse(q.query), engine.is_postgres, fts_driven)
+    if q.contains:
+        _contains(w, q.contains, engine.is_postgres, narrowed=q.subject is not None)
     if not q.show_deleted:
         w.add('"delete_time" IS NULL')
     return w
@@ -470,6 +473,40 @@ def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool
         w.add('"number" IN (SELECT rowid FROM notes_fts WHERE notes_fts MATCH ?)', fts)
 
 
+TRIGRAM = 3  # the shortest text a trigram index can look up
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _contains(w: _Where, text: str, postgres: bool, *, narrowed: bool) -> None:
+    """Title or body containing text, case-insensitively. Three characters or more go through
+    a trigram index (SQLite FTS5 trigram, PostgreSQL pg_trgm); shorter text cannot use one and
+    is a scan of the notes the other filters leave (a subject's, for customer notes)."""
+    if postgres:
+        haystack = 'lower("title" || \' \' || "body")'  # notes_contains indexes this
+        if len(text) >= TRIGRAM:
+            w.add(f"{haystack} LIKE lower(?)", _like(text))
+        else:
+            w.add(f"strpos({haystack}, lower(?)) > 0", text)
+        return
+    if len(text) < TRIGRAM:
+        w.add("(\"title\" || ' ' || \"body\") LIKE ? ESCAPE '\\'", _like(text))
+        return
+    phrase = '"' + text.replace('"', '""') + '"'
+    if narrowed:
+        # Each of the subject's notes is looked up in the index by rowid: the cost follows the
+        # subject's notes, not how common the text is across every organization.
+        w.add(
+            "EXISTS (SELECT 1 FROM notes_trgm WHERE notes_trgm MATCH ?"
+            ' AND notes_trgm.rowid = "notes"."number")',
+            phrase,
+        )
+    else:
+        w.add('"number" IN (SELECT rowid FROM notes_trgm WHERE notes_trgm MATCH ?)', phrase)
+
+
 # A search with nothing narrower to go by (no subject, linked record or tag) walks the FTS
 # index newest first and stops at the page's end, instead of collecting every match first
 # (27,418 notes for one common word at 1M notes).
@@ -480,6 +517,7 @@ _ALL_COLUMNS = ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
 def _fts_driven(q: ListQuery) -> bool:
     return bool(
         q.query
+        and not q.contains
         and q.subject is None
         and q.linked_record is None
         and not q.tags
@@ -702,3 +740,38 @@ def revoke_key(key_id: str, now: int) -> bool:
 
 def list_keys(org: str) -> list[ApiKeyRow]:
     return list(ApiKeyRow.select().where(ApiKeyRow.org == org).order_by(ApiKeyRow.create_time))
+
+
+def set_key_sealed(key_id: str, sealed: str) -> None:
+    ApiKeyRow.update(secret_sealed=sealed).where(ApiKeyRow.key_id == key_id).execute()
+
+
+def use_nonce(key_id: str, nonce: str, timestamp: int, request_ref: str, oldest: int) -> bool:
+    """Records an OAuth nonce of a key; False when it was used before by another request.
+
+    The unique key (key_id, nonce) decides across replicas. A request the gateway serves with
+    several calls presents the same request_ref each time; those are the same use. Nonces
+    whose timestamp is older than `oldest` are forgotten: their timestamp is refused anyway."""
+    database = db.current().database
+    ph = database.param
+    database.execute_sql(
+        f"DELETE FROM oauth_nonces WHERE key_id = {ph} AND oauth_timestamp < {ph}",
+        (key_id, oldest),
+    )
+    conflict = "ON CONFLICT (key_id, nonce) DO NOTHING"
+    cursor = database.execute_sql(
+        "INSERT INTO oauth_nonces (key_id, nonce, oauth_timestamp, request_ref)"
+        f" VALUES ({ph}, {ph}, {ph}, {ph}) {conflict}",
+        (key_id, nonce, timestamp, request_ref),
+    )
+    if cursor.rowcount == 1:
+        return True
+    row = database.execute_sql(
+        f"SELECT request_ref FROM oauth_nonces WHERE key_id = {ph} AND nonce = {ph}",
+        (key_id, nonce),
+    ).fetchone()
+    return row is not None and hmac.compare_digest(row[0], request_ref)
+
+
+def list_all_keys() -> list[ApiKeyRow]:
+    return list(ApiKeyRow.select().order_by(ApiKeyRow.create_time))

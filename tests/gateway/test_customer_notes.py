@@ -296,7 +296,7 @@ def test_unknown_body_fields_are_refused_including_author_id(http, admin):
 
 def test_metadata_over_the_service_limit_is_422_on_metadata(http, admin):
     errors = validation(
-        http.post(notes_url(), headers=admin, json={"body": "x", "metadata": {"k": "v" * 20000}})
+        http.post(notes_url(), headers=admin, json={"body": "x", "metadata": {"k": "v" * 70000}})
     )
     assert [e["field"] for e in errors] == ["metadata"]
 
@@ -323,7 +323,7 @@ def test_a_body_over_one_mebibyte_is_413(http, admin):
 
 
 def test_bad_paging_parameters_are_400_invalid_data(http, admin):
-    for query in ("limit=ten", "offset=-1", "offset=200000"):
+    for query in ("limit=ten", "offset=-1", "offset=1e3"):
         response = http.get(notes_url() + "?" + query, headers=admin)
         assert response.status_code == 400, query
         assert response.json()["type"] == "invalid_data"

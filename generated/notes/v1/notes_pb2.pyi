@@ -201,7 +201,7 @@ class GetNoteResponse(_message.Message):
     def __init__(self, note: _Optional[_Union[Note, _Mapping]] = ...) -> None: ...
 
 class ListNotesRequest(_message.Message):
-    __slots__ = ("subject", "include_children", "linked_record", "author_ids", "visibility", "note_types", "tags", "query", "show_deleted", "page_size", "page_token", "offset", "include_total_size")
+    __slots__ = ("subject", "include_children", "linked_record", "author_ids", "visibility", "note_types", "tags", "query", "show_deleted", "page_size", "page_token", "offset", "include_total_size", "contains")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_CHILDREN_FIELD_NUMBER: _ClassVar[int]
     LINKED_RECORD_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class ListNotesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
     subject: SubjectRef
     include_children: bool
     linked_record: SubjectRef
@@ -228,7 +229,8 @@ class ListNotesRequest(_message.Message):
     page_token: str
     offset: int
     include_total_size: bool
-    def __init__(self, subject: _Optional[_Union[SubjectRef, _Mapping]] = ..., include_children: _Optional[bool] = ..., linked_record: _Optional[_Union[SubjectRef, _Mapping]] = ..., author_ids: _Optional[_Iterable[str]] = ..., visibility: _Optional[_Union[Visibility, str]] = ..., note_types: _Optional[_Iterable[_Union[NoteType, str]]] = ..., tags: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., show_deleted: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., include_total_size: _Optional[bool] = ...) -> None: ...
+    contains: str
+    def __init__(self, subject: _Optional[_Union[SubjectRef, _Mapping]] = ..., include_children: _Optional[bool] = ..., linked_record: _Optional[_Union[SubjectRef, _Mapping]] = ..., author_ids: _Optional[_Iterable[str]] = ..., visibility: _Optional[_Union[Visibility, str]] = ..., note_types: _Optional[_Iterable[_Union[NoteType, str]]] = ..., tags: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., show_deleted: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., include_total_size: _Optional[bool] = ..., contains: _Optional[str] = ...) -> None: ...
 
 class ListNotesResponse(_message.Message):
     __slots__ = ("notes", "next_page_token", "total_size")
