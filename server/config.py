@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ class Settings:
         default_factory=lambda: os.environ.get("NOTES_DATABASE_URL", DEFAULT_URL)
     )
     jwt_secret: str = field(default_factory=lambda: os.environ.get("NOTES_JWT_SECRET", ""))
+    # Signs the surface (x-notes-surface) the gateway names on its calls to the service.
+    gateway_secret: str = field(default_factory=lambda: os.environ.get("NOTES_GATEWAY_SECRET", ""))
     default_org: str = field(default_factory=lambda: os.environ.get("NOTES_DEFAULT_ORG", "default"))
     threads: int = field(default_factory=lambda: _env_int("NOTES_THREADS", 16))
     max_concurrent_rpcs: int = field(
@@ -77,3 +81,11 @@ class Settings:
                 f.write(secrets.token_urlsafe(32) + "\n")
         self.jwt_secret = SECRET_FILE.read_text().strip()
         return self.jwt_secret
+
+    def resolved_gateway_secret(self) -> bytes:
+        """NOTES_GATEWAY_SECRET, or a key derived from the JWT secret (so `make run` and a
+        gateway sharing NOTES_JWT_SECRET need nothing more)."""
+        if self.gateway_secret:
+            return self.gateway_secret.encode()
+        derive = b"notes.v1 gateway surface signature"
+        return hmac.new(self.resolved_jwt_secret().encode(), derive, hashlib.sha256).digest()

@@ -80,5 +80,6 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
         exception_handlers={HTTPException: route_errors, Exception: route_errors},
     )
     app.state.settings = settings
+    app.state.surface_key = settings.resolved_gateway_secret()
     app.state.shop_zone = shop_zone
     return app

@@ -16,6 +16,7 @@ from .common import Call, Code, Failure
 BODY_MAX = 5000
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
+INT32_MAX = 2**31 - 1
 FIELDS = {"body", "is_internal", "metadata"}
 
 
@@ -72,18 +73,20 @@ async def list_notes(request: Request, call: Call) -> Response:
     params = request.query_params
     author_ids = params.getlist("author_id") + params.getlist("author_id[]")
     await call.require_subject(pb.SUBJECT_TYPE_CUSTOMER, customer_id)
+    # Past int32 (the field's type) no page can start: an empty page with the count.
+    past = offset > INT32_MAX
     page = await call.invoke(
         call.notes.ListNotes,
         pb.ListNotesRequest(
             subject=_subject(customer_id),
             author_ids=[a for a in author_ids if a],
             query=params.get("q", ""),
-            page_size=max(limit, 1),
-            offset=offset,
+            page_size=1 if past else max(limit, 1),
+            offset=0 if past else offset,
             include_total_size=True,
         ),
     )
-    notes = [render_note(n) for n in page.notes][:limit]
+    notes = [] if past else [render_note(n) for n in page.notes][:limit]
     return JSONResponse(
         {"notes": notes, "count": page.total_size, "offset": offset, "limit": limit}
     )

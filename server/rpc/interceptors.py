@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import hmac
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ import grpc
 from ..domain import cancellation
 from ..domain.errors import DeadlineExceeded, DomainError, ValidationFailed
 from ..domain.model import Principal, Surface
-from ..service.credentials import Authenticator
+from ..service.credentials import Authenticator, sign_surface
 from ..service.limits import RateLimiter
 from . import status
 
@@ -23,6 +24,7 @@ errors_log = logging.getLogger("notes.errors")
 
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 SURFACE_HEADER = "x-notes-surface"
+SURFACE_SIG_HEADER = "x-notes-surface-sig"
 _SURFACE_NAMES = {s.value: s for s in Surface}
 
 
@@ -61,9 +63,26 @@ READ_METHODS = frozenset({"GetNote", "ListNotes", "GetNoteHistory", "GetSubject"
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, limiter: RateLimiter) -> None:
+    def __init__(
+        self, authenticator: Authenticator, limiter: RateLimiter, surface_key: bytes = b""
+    ) -> None:
         self._auth = authenticator
         self._limiter = limiter
+        self._surface_key = surface_key
+
+    def _surface(self, metadata: dict) -> Surface:
+        """The surface the gateway named, if it signed it (sign_surface); every other caller
+        is a gRPC client, whatever it claims."""
+        surface = _SURFACE_NAMES.get(metadata.get(SURFACE_HEADER, ""), Surface.GRPC)
+        if surface is Surface.GRPC or not self._surface_key:
+            return Surface.GRPC
+        expected = sign_surface(
+            self._surface_key, surface.value, metadata.get("authorization") or ""
+        )
+        given = metadata.get(SURFACE_SIG_HEADER, "")
+        if isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode()):
+            return surface
+        return Surface.GRPC
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -95,7 +114,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 org = principal.org
                 route = method.rsplit("/", 1)[-1]
                 self._limiter.check(principal, method, write=route not in READ_METHODS)
-                surface = _SURFACE_NAMES.get(metadata.get(SURFACE_HEADER, ""), Surface.GRPC)
+                surface = self._surface(metadata)
                 token = _call.set(Call(principal, surface))
                 try:
                     with cancellation.watching(lambda: not context.is_active()):

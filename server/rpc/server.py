@@ -66,6 +66,7 @@ def create_server(
             ServiceInterceptor(
                 Authenticator(secret, settings.default_org),
                 RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
+                settings.resolved_gateway_secret(),
             )
         ],
         options=options,
