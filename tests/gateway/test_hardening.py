@@ -20,7 +20,7 @@ def no_traceback(service, since: int) -> None:
     assert "Traceback" not in logged and "unexpected" not in logged, logged[-2000:]
 
 
-# --- the surface is the gateway's to name ------------------------------------------------------
+# --- the surface is the gateway's to name -----------------------------------------------------
 
 
 def test_a_direct_grpc_caller_cannot_name_a_surface(http, tenant):
@@ -58,7 +58,7 @@ def test_the_gateway_still_names_its_surface(http, tenant):
 SEED_SUBJECT = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
 
 
-# --- hundreds of violations --------------------------------------------------------------------
+# --- hundreds of violations -------------------------------------------------------------------
 
 MANY = 300
 
@@ -101,7 +101,7 @@ def test_hundreds_of_long_linked_record_ids_are_a_shelfcycle_400(http, tenant, s
     no_traceback(service, since)
 
 
-# --- WooCommerce ids past int64 ------------------------------------------------------------------
+# --- WooCommerce ids past int64 ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("digits", [20, 4301, 5000])
@@ -127,7 +127,7 @@ def test_woocommerce_ids_past_int64_are_invalid_id(http, tenant, consumer, servi
     no_traceback(service, since)
 
 
-# --- NUL in credentials ----------------------------------------------------------------------------
+# --- NUL in credentials -----------------------------------------------------------------------
 
 
 def test_a_nul_in_a_key_id_or_consumer_key_is_401(http, tenant, service):
@@ -163,7 +163,7 @@ def test_a_nul_in_a_jwt_claim_is_401(http, tenant, service):
     no_traceback(service, since)
 
 
-# --- customer notes offsets past int32 --------------------------------------------------------------
+# --- customer notes offsets past int32 --------------------------------------------------------
 
 
 def test_customer_notes_offset_past_int32_is_an_empty_page_with_the_count(http, tenant, service):
