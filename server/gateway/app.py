@@ -49,6 +49,9 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
             ],
         )
         app.state.channel = channel
+        # Connect now, not at the first request: a flood of connections to the gRPC port
+        # must not find the gateway still without its own.
+        channel.get_state(try_to_connect=True)
         app.state.notes = pb_grpc.NotesServiceStub(channel)
         app.state.subjects = pb_grpc.SubjectsServiceStub(channel)
         app.state.access = pb_grpc.AccessServiceStub(channel)

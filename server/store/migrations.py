@@ -194,6 +194,9 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
     ph = "%s" if engine.is_postgres else "?"
     with db.connection_context():
         if engine.is_postgres:
+            # Waiting for another replica's migrations, or one over a large table, may take
+            # longer than a request's statement may.
+            db.execute_sql("SET statement_timeout = 0")
             db.execute_sql("SELECT pg_advisory_lock(727274)")
         try:
             db.execute_sql(
@@ -220,6 +223,7 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
         finally:
             if engine.is_postgres:
                 db.execute_sql("SELECT pg_advisory_unlock(727274)")
+                db.execute_sql("RESET statement_timeout")
     return applied_now
 
 
