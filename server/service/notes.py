@@ -147,7 +147,7 @@ def create_note(
             version=1,
         )
         note.subject, note.linked_records = subject, links
-        note.number = repo.insert_note(p.org, note)
+        note.row, note.number = repo.insert_note(p.org, note)
         repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
         return note
 
@@ -337,7 +337,7 @@ def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
         total = repo.count_notes(p.org, q) if q.include_total_size else 0
     page = NotePage(notes[:size], total_size=total)
     if len(notes) > size:
-        page.next_page_token = tokens.issue(fingerprint, page.notes[-1].number)
+        page.next_page_token = tokens.issue(fingerprint, page.notes[-1].row)
     return page
 
 

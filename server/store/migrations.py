@@ -179,9 +179,23 @@ def _covering_deleted(engine: Engine) -> list[str]:
     return out
 
 
+def _numbers_per_org(engine: Engine) -> list[str]:
+    """Each organization numbers its notes from 1, from a counter row of its own, so that
+    nobody learns another's volume from the gaps. Existing notes keep their numbers."""
+    return [
+        "ALTER TABLE notes ADD COLUMN org_number BIGINT NOT NULL DEFAULT 0",
+        "UPDATE notes SET org_number = number",
+        "ALTER TABLE notes ALTER COLUMN org_number DROP DEFAULT" if engine.is_postgres else "",
+        "CREATE UNIQUE INDEX notes_by_org_number ON notes (org, org_number)",
+        "CREATE TABLE org_counters (org TEXT PRIMARY KEY, last BIGINT NOT NULL)",
+        "INSERT INTO org_counters (org, last) SELECT org, max(number) FROM notes GROUP BY org",
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
+    (3, "note numbers per organization", _numbers_per_org),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -213,7 +227,8 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
                     if done:
                         continue
                     for statement in statements(engine):
-                        db.execute_sql(statement)
+                        if statement:
+                            db.execute_sql(statement)
                     db.execute_sql(
                         "INSERT INTO schema_migrations (version, name, applied_at) "
                         f"VALUES ({ph}, {ph}, {ph})",
