@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +24,7 @@ log = logging.getLogger("notes.access")
 errors_log = logging.getLogger("notes.errors")
 
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+HEALTH_PREFIX = "/grpc.health.v1."
 SURFACE_HEADER = "x-notes-surface"
 SURFACE_SIG_HEADER = "x-notes-surface-sig"
 _SURFACE_NAMES = {s.value: s for s in Surface}
@@ -69,6 +71,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         self._auth = authenticator
         self._limiter = limiter
         self._surface_key = surface_key
+        # Health answers from threads of its own: with every worker waiting on a stalled
+        # database, a Check queued behind them would time out instead of answering.
+        self._health_pool = futures.ThreadPoolExecutor(2, thread_name_prefix="health")
 
     def _surface(self, metadata: dict) -> Surface:
         """The surface the gateway named, if it signed it (sign_surface); every other caller
@@ -91,6 +96,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         open_method = method.startswith(OPEN_PREFIXES)
         behavior = self._wrap(handler.unary_unary, method, open_method)
+        if method.startswith(HEALTH_PREFIX):
+            behavior.experimental_thread_pool = self._health_pool  # honoured by grpc._server
         return grpc.unary_unary_rpc_method_handler(
             behavior,
             request_deserializer=_tolerant(handler.request_deserializer),
