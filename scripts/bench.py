@@ -178,7 +178,7 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
         with repo.reading():
             mid = (data.first_number + data.last_number) // 2
             note = (
-                NoteRow.select(NoteRow.id, NoteRow.number)
+                NoteRow.select(NoteRow.id, NoteRow.number, NoteRow.org_number)
                 .where((NoteRow.number >= mid) & NoteRow.delete_time.is_null())
                 .order_by(NoteRow.number)
                 .first()
@@ -218,7 +218,7 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
             "hot": hot,
             "hot_size": data.hot_size,
             "note_id": note.id,
-            "note_number": note.number,
+            "note_number": note.org_number,
             "shelf_note_id": shelf.id,
             "cold_customer": customer,
             "woo_order": woo,

@@ -50,7 +50,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from . import runtime
     from .gateway.app import create_app
 
-    settings = _settings(args)
+    settings = runtime.fit_open_files(_settings(args))
 
     def started(port: int) -> None:
         log.info(json.dumps({"event": "serving", "http_port": port, "target": args.target}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -38,6 +40,9 @@ class Settings:
     # Fernet keys sealing API key secrets (OAuth 1.0a needs them back): the first seals, all
     # open, so a new key goes first and old ones stay until `notes keys reseal` has run.
     secret_keys: str = field(default_factory=lambda: os.environ.get("NOTES_SECRET_KEYS", ""))
+
+    # Signs the surface (x-notes-surface) the gateway names on its calls to the service.
+    gateway_secret: str = field(default_factory=lambda: os.environ.get("NOTES_GATEWAY_SECRET", ""))
     default_org: str = field(default_factory=lambda: os.environ.get("NOTES_DEFAULT_ORG", "default"))
     threads: int = field(default_factory=lambda: _env_int("NOTES_THREADS", 16))
     max_concurrent_rpcs: int = field(
@@ -65,6 +70,46 @@ class Settings:
         default_factory=lambda: _env_int("NOTES_RATE_LIMIT_WRITES_PER_MINUTE", 0)
     )
     note_cache: int = field(default_factory=lambda: _env_int("NOTES_NOTE_CACHE", 10_000))
+    # HTTP: how long a connection may take to send a complete request head, how long an idle
+    # keep-alive connection is kept, and how many connections are open at once (more are
+    # accepted and closed at once).
+    http_header_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_HTTP_HEADER_TIMEOUT_SECONDS", 10.0)
+    )
+    http_keepalive_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_HTTP_KEEPALIVE_SECONDS", 5.0)
+    )
+    http_max_connections: int = field(
+        default_factory=lambda: _env_int("NOTES_HTTP_MAX_CONNECTIONS", 1000)
+    )
+    # gRPC: the same bounds on connections, and on what one connection may hold. The age is
+    # long so that server streams (WatchEvents) run for half an hour; clients then reconnect
+    # (with their cursor) while the grace lets calls in flight finish.
+    grpc_max_connections: int = field(
+        default_factory=lambda: _env_int("NOTES_GRPC_MAX_CONNECTIONS", 1000)
+    )
+    grpc_handshake_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_GRPC_HANDSHAKE_TIMEOUT_SECONDS", 10.0)
+    )
+    grpc_idle_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_GRPC_IDLE_SECONDS", 300.0)
+    )
+    grpc_max_connection_age_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_GRPC_MAX_CONNECTION_AGE_SECONDS", 1800.0)
+    )
+    grpc_max_connection_age_grace_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", 60.0)
+    )
+    grpc_min_ping_interval_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_GRPC_MIN_PING_INTERVAL_SECONDS", 30.0)
+    )
+    grpc_max_concurrent_streams: int = field(
+        default_factory=lambda: _env_int("NOTES_GRPC_MAX_CONCURRENT_STREAMS", 100)
+    )
+    # PostgreSQL: a statement running longer is cut (0: no limit).
+    db_statement_timeout_ms: int = field(
+        default_factory=lambda: _env_int("NOTES_DB_STATEMENT_TIMEOUT_MS", 10_000)
+    )
     http_enabled: bool = True
 
     def resolved_secret_keys(self) -> list[str]:
@@ -94,3 +139,11 @@ def _make_once(path: Path, content: str) -> None:
         return  # made earlier, or by a replica starting at the same moment
     with os.fdopen(fd, "w") as f:
         f.write(content + "\n")
+
+    def resolved_gateway_secret(self) -> bytes:
+        """NOTES_GATEWAY_SECRET, or a key derived from the JWT secret (so `make run` and a
+        gateway sharing NOTES_JWT_SECRET need nothing more)."""
+        if self.gateway_secret:
+            return self.gateway_secret.encode()
+        derive = b"notes.v1 gateway surface signature"
+        return hmac.new(self.resolved_jwt_secret().encode(), derive, hashlib.sha256).digest()

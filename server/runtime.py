@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import logging.handlers
 import os
 import queue
+import resource
 import signal
 import socket
 import sys
 import time
 
+import h11
 import uvicorn
 from grpc_health.v1 import health_pb2
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
 from .store import db, migrations, repository
@@ -55,15 +59,19 @@ def run_http(
     sock = http_socket(settings.http_addr, reuse_port)
     config = uvicorn.Config(
         app,
+        http=bounded_h11(settings.http_header_timeout_seconds, settings.http_max_connections),
         log_level="warning",
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.grace_seconds)),
+        timeout_keep_alive=max(1, int(settings.http_keepalive_seconds)),
         h11_max_incomplete_event_size=64 * 1024,
     )
     http = _HttpServer(config, on_signal, delay)
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_AcceptFailures(loop.default_exception_handler))
         task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started and not task.done():
             await asyncio.sleep(0.01)
@@ -72,6 +80,138 @@ def run_http(
         await task
 
     asyncio.run(main())
+
+
+def bounded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with two bounds it lacks: a connection gets header_timeout
+    seconds to send each complete request head (uvicorn starts no timer until a first
+    response, and a byte now and then keeps a connection forever), and past max_connections
+    open connections a new one is closed as soon as it is accepted."""
+
+    class BoundedH11(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+        _refused = False
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            if len(self.connections) >= max_connections:
+                self._refused = True
+                transport.abort()
+                return
+            super().connection_made(transport)
+            self._watch_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._refused:
+                return
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch_head()
+
+        def _watch_head(self) -> None:
+            """A timer runs while the connection owes us a request head."""
+            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+            if waiting and self._head_timer is None:
+                self._head_timer = self.loop.call_later(header_timeout, self._head_late)
+            elif not waiting and self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return BoundedH11
+
+
+class _AcceptFailures:
+    """asyncio logs a traceback for every accept() that fails for want of file descriptors,
+    and retries each second: one warning a minute instead, with the count."""
+
+    EVERY = 60.0
+
+    def __init__(self, default) -> None:
+        self._default = default
+        self._count = 0
+        self._last = -self.EVERY
+
+    def __call__(self, loop, context: dict) -> None:
+        if "accept" not in context.get("message", "") or not isinstance(
+            context.get("exception"), OSError
+        ):
+            self._default(context)
+            return
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= self.EVERY:
+            error = context["exception"]
+            log.warning(
+                json.dumps(
+                    {
+                        "event": "accept_failing",
+                        "port": "http",
+                        "error": os.strerror(error.errno) if error.errno else str(error),
+                        "failures": self._count,
+                    }
+                )
+            )
+            self._last, self._count = now, 0
+
+
+def raise_open_file_limit() -> tuple[int, int, int]:
+    """The soft limit on open files raised to the hard one: (soft before, soft now, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raised = soft
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            raised = target
+        except (ValueError, OSError):
+            pass
+    return soft, raised, hard
+
+
+# Descriptors kept for everything but client connections: the database pool, the gateway's
+# channel, logs, listening sockets, gRPC's own.
+FD_RESERVE = 64
+
+
+def fit_open_files(settings: Settings) -> Settings:
+    """Raises the open-file limit and caps each port's connections at half of what is left,
+    so that however many connections one port is sent, the other still has descriptors."""
+    before, soft, hard = raise_open_file_limit()
+    budget = max(16, (soft - FD_RESERVE - settings.threads) // 2)
+    fitted = dataclasses.replace(
+        settings,
+        http_max_connections=max(1, min(settings.http_max_connections, budget)),
+        grpc_max_connections=max(1, min(settings.grpc_max_connections, budget)),
+    )
+    log.info(
+        json.dumps(
+            {
+                "event": "open_files",
+                "soft_limit_was": _limit(before),
+                "soft_limit": _limit(soft),
+                "hard_limit": _limit(hard),
+                "http_max_connections": fitted.http_max_connections,
+                "grpc_max_connections": fitted.grpc_max_connections,
+            }
+        )
+    )
+    return fitted
+
+
+def _limit(value: int) -> int | str:
+    return "unlimited" if value == resource.RLIM_INFINITY else value
 
 
 class _HttpServer(uvicorn.Server):
@@ -132,7 +272,12 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
     from .rpc import convert
     from .rpc.server import create_server
 
-    engine = db.open_database(settings.database_url, pool_size=settings.threads + 4)
+    settings = fit_open_files(settings)
+    engine = db.open_database(
+        settings.database_url,
+        pool_size=settings.threads + 4,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
     migrations.migrate(engine)
     for memo in (repository.DECODED, convert.RENDERED):
         memo.resize(settings.note_cache)

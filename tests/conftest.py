@@ -91,7 +91,9 @@ def make_database(engine: str, tmp: Path) -> tuple[str, callable]:
     return f"{PG_URL}{sep}schema={schema}", drop
 
 
-def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> Service:
+def start_service(
+    database_url: str, cwd: Path, *extra: str, env_extra=None, preexec_fn=None
+) -> Service:
     env = {
         **os.environ,
         "NOTES_DATABASE_URL": database_url,
@@ -111,6 +113,7 @@ def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=preexec_fn,
     )
     lines: list[str] = []
     ready: dict = {}

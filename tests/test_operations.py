@@ -333,10 +333,19 @@ migrations.migrate(engine, target=1)
 before = migrations.current_version(engine)
 p = Principal("o", Author(AuthorType.USER, "u"), frozenset(["notes:write", "subjects:write"]))
 subjects.upsert_subject(p, Subject(SubjectType.CUSTOMER, "c"))
-ref = SubjectRef(SubjectType.CUSTOMER, "c")
-note = notes.create_note(p, NoteFields(subject=ref, body="kept")).note
+# A note as version 1 stored it (today's code writes columns a version-1 schema lacks).
+ph = ", ".join([engine.database.param] * 24)
+engine.database.execute_sql(
+    "INSERT INTO notes (id, org, subject_type, subject_id, note_type, title, body, visibility,"
+    " tags, links, metadata, source, source_type, author_type, author_id, author_name,"
+    " created_via, api_key_id, purpose, happened_at, create_time, update_time, delete_time,"
+    f" version) VALUES ({ph})",
+    ("note_01JAAAAAAAAAAAAAAAAAAAAAAA", "o", "customer", "c", "NOTE", "", "kept",
+     "internal", "[]", "[]", "{}", "", "", "user", "u", "", "grpc", "", "", None, 1, 1,
+     None, 1),
+)
 migrations.migrate(engine)
-body = notes.get_note(p, note_id=note.id).body
+body = notes.get_note(p, note_id="note_01JAAAAAAAAAAAAAAAAAAAAAAA").body
 print(json.dumps({"before": before, "after": migrations.current_version(engine), "body": body}))
 """
 

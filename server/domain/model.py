@@ -141,7 +141,7 @@ UPDATABLE_FIELDS = (
 @dataclass
 class Note(NoteFields):
     id: str = ""
-    number: int = 0
+    number: int = 0  # the organization's own: 1, 2, 3...
     org: str = ""
     author: Author | None = None
     created_via: Surface = Surface.GRPC
@@ -151,6 +151,7 @@ class Note(NoteFields):
     update_time: int = 0
     delete_time: int | None = None
     version: int = 0
+    row: int = 0  # the store's key across organizations (paging order); never shown
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

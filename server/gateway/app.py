@@ -49,6 +49,9 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
             ],
         )
         app.state.channel = channel
+        # Connect now, not at the first request: a flood of connections to the gRPC port
+        # must not find the gateway still without its own.
+        channel.get_state(try_to_connect=True)
         app.state.notes = pb_grpc.NotesServiceStub(channel)
         app.state.subjects = pb_grpc.SubjectsServiceStub(channel)
         app.state.access = pb_grpc.AccessServiceStub(channel)
@@ -80,5 +83,6 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
         exception_handlers={HTTPException: route_errors, Exception: route_errors},
     )
     app.state.settings = settings
+    app.state.surface_key = settings.resolved_gateway_secret()
     app.state.shop_zone = shop_zone
     return app

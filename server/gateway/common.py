@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
+from ..service.credentials import sign_surface
+
 log = logging.getLogger("notes.gateway")
 
 BODY_LIMIT = 1024 * 1024
@@ -38,6 +40,7 @@ JSON_MAX_DEPTH = 40
 DEADLINE_SECONDS = float(os.environ.get("NOTES_GATEWAY_DEADLINE_SECONDS") or 10)
 PAGE_SIZE = 1000  # the service's maximum: dialects without paging read every page
 SURFACE_HEADER = "x-notes-surface"
+SURFACE_SIG_HEADER = "x-notes-surface-sig"
 Code = grpc.StatusCode
 
 # google.rpc.Code -> HTTP, as http-dialects.md gives it; dialects override where their docs say.
@@ -152,7 +155,11 @@ class Call:
         self.access = request.app.state.access
         self.authorization = authorization
         self.authenticated = False
-        self._metadata: list[tuple[str, str]] = [(SURFACE_HEADER, surface)]
+        signature = sign_surface(request.app.state.surface_key, surface, authorization or "")
+        self._metadata: list[tuple[str, str]] = [
+            (SURFACE_HEADER, surface),
+            (SURFACE_SIG_HEADER, signature),
+        ]
         if authorization:
             self._metadata.append(("authorization", authorization))
 

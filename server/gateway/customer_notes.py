@@ -73,6 +73,7 @@ async def list_notes(request: Request, call: Call) -> Response:
     params = request.query_params
     author_ids = params.getlist("author_id") + params.getlist("author_id[]")
     await call.require_subject(pb.SUBJECT_TYPE_CUSTOMER, customer_id)
+    # Past int32 (the field's type) no page can start: an empty page with the count.
     page = await call.invoke(
         call.notes.ListNotes,
         pb.ListNotesRequest(

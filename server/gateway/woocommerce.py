@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from notes.v1 import notes_pb2 as pb
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,6 +32,23 @@ from .common import Call, Code, Failure
 
 PREFIX = "/wp-json/wc/v3"
 INT64_MAX = 2**63 - 1
+OUT_OF_RANGE = INT64_MAX + 1  # stands for any id that is no int64: no order or note has it
+
+
+class _Int64(Convertor):
+    """Digits as an int; past int64 (and so past Python's int-from-string limit of 4,300
+    digits, which raised in routing: a 500) OUT_OF_RANGE, an id nothing has: a 404."""
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> int:
+        return int(value) if len(value) <= 19 and int(value) <= INT64_MAX else OUT_OF_RANGE
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("int64", _Int64())
 TYPES = {
     "any": pb.VISIBILITY_UNSPECIFIED,
     "customer": pb.VISIBILITY_CUSTOMER,
@@ -105,7 +123,10 @@ def shop_zone(request: Request) -> ZoneInfo:
 
 
 def _order(order_id: int) -> pb.SubjectRef:
-    return pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id=str(order_id))
+    # An id past int64 is sent as "", which the service refuses: the order is not found.
+    return pb.SubjectRef(
+        type=pb.SUBJECT_TYPE_ORDER, id=str(order_id) if order_id <= INT64_MAX else ""
+    )
 
 
 def _author(note: pb.Note) -> str:
@@ -238,7 +259,7 @@ async def delete_note(request: Request, call: Call) -> Response:
 
 async def _require_order(call: Call, order_id: int) -> None:
     try:
-        await call.require_subject(pb.SUBJECT_TYPE_ORDER, str(order_id))
+        await call.require_subject(pb.SUBJECT_TYPE_ORDER, _order(order_id).id)
     except Failure as f:
         raise _order_failure(f) from None
 
@@ -384,10 +405,10 @@ DIALECT = common.Dialect(
     "woocommerce", "/wp-json/", render_error, credentials=credentials, auth_first=False
 )
 
-_notes = PREFIX + "/orders/{order_id:int}/notes"
+_notes = PREFIX + "/orders/{order_id:int64}/notes"
 routes = [
     Route(_notes, DIALECT.endpoint(list_notes), methods=["GET"]),
     Route(_notes, DIALECT.endpoint(create_note), methods=["POST"]),
-    Route(_notes + "/{note_id:int}", DIALECT.endpoint(get_note), methods=["GET"]),
-    Route(_notes + "/{note_id:int}", DIALECT.endpoint(delete_note), methods=["DELETE"]),
+    Route(_notes + "/{note_id:int64}", DIALECT.endpoint(get_note), methods=["GET"]),
+    Route(_notes + "/{note_id:int64}", DIALECT.endpoint(delete_note), methods=["DELETE"]),
 ]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hmac
 import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -22,7 +24,7 @@ import grpc
 from ..domain import cancellation
 from ..domain.errors import DeadlineExceeded, DomainError, ValidationFailed
 from ..domain.model import Principal, Surface
-from ..service.credentials import Authenticator
+from ..service.credentials import Authenticator, sign_surface
 from ..service.limits import RateLimiter
 from . import status
 
@@ -30,7 +32,9 @@ log = logging.getLogger("notes.access")
 errors_log = logging.getLogger("notes.errors")
 
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+HEALTH_PREFIX = "/grpc.health.v1."
 SURFACE_HEADER = "x-notes-surface"
+SURFACE_SIG_HEADER = "x-notes-surface-sig"
 _SURFACE_NAMES = {s.value: s for s in Surface}
 
 # Methods that change nothing: rate-limited as reads.
@@ -269,31 +273,64 @@ class RateLimits(Concern):
 
 
 class SurfaceOf(Concern):
-    """The surface a call came through: the gateway names its dialect; everyone else is
-    gRPC."""
+    """The surface a call came through: the gateway names its dialect and signs the name
+    (sign_surface); every other caller is a gRPC client, whatever it claims."""
+
+    def __init__(self, surface_key: bytes) -> None:
+        self._key = surface_key
+
+    def _surface(self, context) -> Surface:
+        surface = _SURFACE_NAMES.get(_metadata(context, SURFACE_HEADER) or "", Surface.GRPC)
+        if surface is Surface.GRPC or not self._key:
+            return Surface.GRPC
+        expected = sign_surface(self._key, surface.value, _metadata(context, "authorization") or "")
+        given = _metadata(context, SURFACE_SIG_HEADER) or ""
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            return surface
+        return Surface.GRPC
 
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
     @contextlib.contextmanager
     def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        surface = _SURFACE_NAMES.get(_metadata(context, SURFACE_HEADER) or "", Surface.GRPC)
-        token = _surface.set(surface)
+        token = _surface.set(self._surface(context))
         try:
             yield
         finally:
             _surface.reset(token)
 
 
-def chain(authenticator: Authenticator, limiter: RateLimiter) -> list[grpc.ServerInterceptor]:
+class HealthThreads(grpc.ServerInterceptor):
+    """Health answers from threads of its own: with every worker waiting on a stalled
+    database, a Check queued behind them would time out instead of answering. Outermost, so
+    that the behavior it marks is the one grpc._server schedules."""
+
+    def __init__(self) -> None:
+        self._pool = futures.ThreadPoolExecutor(2, thread_name_prefix="health")
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is not None and handler_call_details.method.startswith(HEALTH_PREFIX):
+            for kind in _KINDS:
+                behavior = getattr(handler, kind)
+                if behavior is not None:
+                    behavior.experimental_thread_pool = self._pool  # honoured by grpc._server
+        return handler
+
+
+def chain(
+    authenticator: Authenticator, limiter: RateLimiter, surface_key: bytes
+) -> list[grpc.ServerInterceptor]:
     """The interceptors in order, outermost first: the log sees the final status; errors map
     whatever the inner ones raise; the surface comes before the credentials it can grant
     more to, and they before the limits keyed by them."""
     return [
+        HealthThreads(),
         AccessLog(),
         Errors(),
         Deadlines(),
-        SurfaceOf(),
+        SurfaceOf(surface_key),
         Credentials(authenticator),
         RateLimits(limiter),
     ]

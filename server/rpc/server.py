@@ -49,6 +49,10 @@ def _reflection_v1(servicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
 
 
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 def create_server(
     settings: Settings, address: str | None = None, *, reuse_port: bool = False
 ) -> RunningServer:
@@ -59,12 +63,31 @@ def create_server(
         ("grpc.max_send_message_length", settings.max_message_bytes),
         # Only worker processes share a port; otherwise a second server must fail to bind.
         ("grpc.so_reuseport", 1 if reuse_port else 0),
+        # A connection that never completes its HTTP/2 handshake, or holds no call, is
+        # closed; connections past the cap are closed as they are accepted.
+        ("grpc.server_handshake_timeout_ms", _ms(settings.grpc_handshake_timeout_seconds)),
+        ("grpc.max_connection_idle_ms", _ms(settings.grpc_idle_seconds)),
+        ("grpc.max_allowed_incoming_connections", settings.grpc_max_connections),
+        # Every connection is recycled (GOAWAY) after its age; calls get the grace to end.
+        ("grpc.max_connection_age_ms", _ms(settings.grpc_max_connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", _ms(settings.grpc_max_connection_age_grace_seconds)),
+        # Keepalive enforcement: a client pinging more often than this is sent GOAWAY after
+        # two strikes. The server pings quiet connections to find dead peers of long streams.
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            _ms(settings.grpc_min_ping_interval_seconds),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
         interceptors=interceptors.chain(
             Authenticator(secret, settings.default_org, SecretBox(settings.resolved_secret_keys())),
             RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
+            settings.resolved_gateway_secret(),
         ),
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

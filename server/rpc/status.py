@@ -10,6 +10,9 @@ from grpc_status import rpc_status
 from ..domain.errors import DomainError, Kind, RateLimited, ValidationFailed
 
 DOMAIN = "notes.v1"
+# gRPC refuses trailers past 16 KiB (as RESOURCE_EXHAUSTED, which would read as a 429): a
+# request with hundreds of bad fields gets the first ones and a count of the rest.
+VIOLATIONS_SENT = 50
 
 CODES: dict[Kind, grpc.StatusCode] = {
     Kind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
@@ -30,6 +33,15 @@ def _pack(message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
+
+
+def capped(violations) -> list[tuple[str, str]]:
+    """The first VIOLATIONS_SENT violations, then one that counts the ones left out."""
+    violations = list(violations)
+    if len(violations) <= VIOLATIONS_SENT:
+        return violations
+    left_out = len(violations) - VIOLATIONS_SENT
+    return [*violations[:VIOLATIONS_SENT], ("", f"and {left_out} more violations")]
 
 
 def build(
@@ -53,11 +65,13 @@ def build(
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                        for f, d in violations
+                        for f, d in capped(violations)
                     ]
                 )
             )
         )
+    if len(message) > 1024:
+        message = message[:1021] + "..."  # the message travels in the same trailers
     proto = status_pb2.Status(code=code.value[0], message=message, details=details)
     return rpc_status.to_status(proto)
 

@@ -156,6 +156,9 @@ class Authenticator:
                     "malformed Basic credentials", reason="CREDENTIALS_MALFORMED"
                 ) from None
             key_id, _, secret = decoded.partition(":")
+            if "\x00" in decoded:
+                # No key has one, and PostgreSQL cannot even compare text holding it.
+                raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
             if not secret:  # a secret key alone, as the user name with an empty password
                 return self._from_key(self._load("secret", key_id), key_id)
             return self._from_key(self._load("id", key_id), secret)
@@ -261,6 +264,7 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise Unauthenticated("the token is not valid", reason="TOKEN_INVALID") from None
         actor = claims.get("actor_id")
+        name = claims.get("name")
         org = claims.get("org") or self._default_org
         scopes = claims.get("scopes", [])
         if "scopes" not in claims and _medusa_admin(claims):
@@ -273,11 +277,11 @@ class Authenticator:
             not isinstance(actor, str)
             or not actor
             or not isinstance(org, str)
+            or not _storable(actor + org + (name if isinstance(name, str) else ""))
             or not isinstance(scopes, list)
         ):
             raise Unauthenticated("the token lacks actor_id", reason="TOKEN_INVALID")
         kind = AuthorType.SYSTEM if claims.get("actor_type") == "system" else AuthorType.USER
-        name = claims.get("name")
         return Principal(
             org=org,
             author=Author(kind, actor, name if isinstance(name, str) else ""),
@@ -287,6 +291,22 @@ class Authenticator:
 
 def _medusa_admin(claims: dict) -> bool:
     return claims.get("actor_type") == "user" and isinstance(claims.get("auth_identity_id"), str)
+
+
+def sign_surface(key: bytes, surface: str, authorization: str) -> str:
+    """What the gateway sends beside the surface it names, so that no other caller can name
+    one: HMAC-SHA256 over the surface and the call's credential."""
+    message = f"{surface}\n{authorization}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _storable(text: str) -> bool:
+    """Without NUL or lone surrogates, which PostgreSQL cannot hold (nor SQLite keep whole)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def check_access(p: Principal, scopes: list[str]) -> Principal:

@@ -154,7 +154,7 @@ def create_note(
             version=1,
         )
         note.subject, note.linked_records = subject, links
-        note.number = repo.insert_note(p.org, note)
+        note.row, note.number = repo.insert_note(p.org, note)
         repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
         events.record(p, "CREATE", None, note, surface=surface, request_id=request_id, at=now)
         return note
@@ -356,7 +356,7 @@ def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
             notes = repo.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
     page = NotePage(notes[:size], total_size=total if q.include_total_size else 0)
     if len(notes) > size:
-        page.next_page_token = tokens.issue(fingerprint, page.notes[-1].number)
+        page.next_page_token = tokens.issue(fingerprint, page.notes[-1].row)
     return page
 
 

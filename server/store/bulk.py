@@ -29,6 +29,7 @@ from . import db
 
 NOTE_COLUMNS = (
     "number",
+    "org_number",
     "id",
     "org",
     "subject_type",
@@ -388,6 +389,7 @@ class _SqliteWriter:
             ).fetchone()[0]
             first = seq + 1
             numbered = [(first + k, r[0], r[1], r[2]) for k, r in enumerate(rows)]
+            org_first = _reserve_org_numbers(database, org, len(rows))
             trigger = cursor.execute(
                 "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'notes_fts_insert'"
             ).fetchone()
@@ -396,7 +398,7 @@ class _SqliteWriter:
             placeholders = ", ".join("?" * len(NOTE_COLUMNS))
             cursor.executemany(
                 f"INSERT INTO notes ({', '.join(NOTE_COLUMNS)}) VALUES ({placeholders})",
-                [(number, *row) for number, row, _, _ in numbered],
+                [(n, org_first + k, *row) for k, (n, row, _, _) in enumerate(numbered)],
             )
             last = first + len(rows) - 1
             if trigger:
@@ -432,6 +434,18 @@ class _SqliteWriter:
         self.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def _reserve_org_numbers(database, org: str, count: int) -> int:
+    """The first of count consecutive note numbers of org, taken from its counter."""
+    param = database.param
+    last = database.execute_sql(
+        f"INSERT INTO org_counters (org, last) VALUES ({param}, {param}) "
+        "ON CONFLICT (org) DO UPDATE SET last = org_counters.last + excluded.last "
+        "RETURNING last",
+        (org, count),
+    ).fetchone()[0]
+    return int(last) - count + 1
+
+
 class _PostgresWriter:
     def __init__(self, engine: db.Engine) -> None:
         self.database = engine.database
@@ -462,9 +476,10 @@ class _PostgresWriter:
             )
             numbers = sorted(n for (n,) in cursor.fetchall())
             numbered = [(n, r[0], r[1], r[2]) for n, r in zip(numbers, rows, strict=True)]
+            org_first = _reserve_org_numbers(self.database, org, len(rows))
             with cursor.copy(f"COPY notes ({', '.join(NOTE_COLUMNS)}) FROM STDIN") as copy:
-                for number, row, _, _ in numbered:
-                    copy.write_row((number, *row))
+                for k, (number, row, _, _) in enumerate(numbered):
+                    copy.write_row((number, org_first + k, *row))
             tags, links, events = _index_rows(org, iter(numbered))
             with cursor.copy("COPY note_tags (note_number, org, tag) FROM STDIN") as copy:
                 for r in tags:

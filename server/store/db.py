@@ -35,8 +35,10 @@ def current() -> Engine:
     return _current
 
 
-def open_database(url: str, *, pool_size: int = 16) -> Engine:
-    """Connects the models to the database at url. Connections are pooled per thread."""
+def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 0) -> Engine:
+    """Connects the models to the database at url. Connections are pooled per thread.
+    PostgreSQL cuts a statement that runs (or waits for a lock) past statement_timeout_ms,
+    so that a stalled database holds no worker for ever; 0 leaves it unbounded."""
     global _current
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -73,8 +75,13 @@ def open_database(url: str, *, pool_size: int = 16) -> Engine:
             "password": unquote(parsed.password) if parsed.password else None,
             "connect_timeout": int(params.pop("connect_timeout", "5")),
         }
+        options = []
         if schema:
-            kwargs["options"] = f"-c search_path={schema}"
+            options.append(f"-c search_path={schema}")
+        if statement_timeout_ms > 0:
+            options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+        if options:
+            kwargs["options"] = " ".join(options)
         kwargs.update(params)
         db = PooledPostgresqlDatabase(
             parsed.path.lstrip("/") or "postgres",

@@ -253,6 +253,19 @@ def _trgm_schema(engine: Engine) -> str:
     return row[0]
 
 
+def _numbers_per_org(engine: Engine) -> list[str]:
+    """Each organization numbers its notes from 1, from a counter row of its own, so that
+    nobody learns another's volume from the gaps. Existing notes keep their numbers."""
+    return [
+        "ALTER TABLE notes ADD COLUMN org_number BIGINT NOT NULL DEFAULT 0",
+        "UPDATE notes SET org_number = number",
+        "ALTER TABLE notes ALTER COLUMN org_number DROP DEFAULT" if engine.is_postgres else "",
+        "CREATE UNIQUE INDEX notes_by_org_number ON notes (org, org_number)",
+        "CREATE TABLE org_counters (org TEXT PRIMARY KEY, last BIGINT NOT NULL)",
+        "INSERT INTO org_counters (org, last) SELECT org, max(number) FROM notes GROUP BY org",
+    ]
+
+
 def _legacy_clients(engine: Engine) -> list[str]:
     """OAuth 1.0a (sealed secrets, used nonces) and the containment search's trigram index."""
     out = _split(_OAUTH)
@@ -270,6 +283,7 @@ def _legacy_clients(engine: Engine) -> list[str]:
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
+    (3, "note numbers per organization", _numbers_per_org),
     (4, "the change feed's outbox", _events),
     (6, "OAuth 1.0a secrets and nonces; substring search", _legacy_clients),
 ]
@@ -284,6 +298,9 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
     ph = "%s" if engine.is_postgres else "?"
     with db.connection_context():
         if engine.is_postgres:
+            # Waiting for another replica's migrations, or one over a large table, may take
+            # longer than a request's statement may.
+            db.execute_sql("SET statement_timeout = 0")
             db.execute_sql("SELECT pg_advisory_lock(727274)")
         try:
             if engine.is_postgres and engine.schema:
@@ -304,7 +321,8 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
                     if done:
                         continue
                     for statement in statements(engine):
-                        db.execute_sql(statement)
+                        if statement:
+                            db.execute_sql(statement)
                     db.execute_sql(
                         "INSERT INTO schema_migrations (version, name, applied_at) "
                         f"VALUES ({ph}, {ph}, {ph})",
@@ -314,6 +332,7 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
         finally:
             if engine.is_postgres:
                 db.execute_sql("SELECT pg_advisory_unlock(727274)")
+                db.execute_sql("RESET statement_timeout")
     return applied_now
 
 

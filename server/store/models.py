@@ -55,6 +55,9 @@ class NoteRow(BaseModel):
     update_time = pw.BigIntegerField()
     delete_time = pw.BigIntegerField(null=True)
     version = pw.BigIntegerField()
+    # The number the organization knows the note by (1, 2, 3... per organization); `number`
+    # is the row's key across organizations, for links, tags and paging, never shown.
+    org_number = pw.BigIntegerField()
 
     class Meta:
         table_name = "notes"

@@ -273,7 +273,8 @@ def _note(values: tuple) -> Note:
     parent = row.subject_parent_id
     return Note(
         id=row.id,
-        number=row.number,
+        number=row.org_number,
+        row=row.number,
         org=row.org,
         subject=SubjectRef(SubjectType(row.subject_type), row.subject_id, parent),
         linked_records=[SubjectRef(SubjectType(r[0]), *r[1:]) for r in json.loads(row.links)],
@@ -320,8 +321,20 @@ def _columns(n: Note) -> dict[str, object]:
     }
 
 
-def insert_note(org: str, n: Note) -> int:
-    """Inserts the note with its index rows; returns its number."""
+def next_org_number(org: str) -> int:
+    """The organization's next note number. The counter's row stays locked until the
+    transaction ends (PostgreSQL; SQLite has one writer), so concurrent creates, on any
+    replica, get consecutive numbers, and one rolled back gives its number back."""
+    database = db.current().database
+    sql = (
+        'INSERT INTO "org_counters" ("org", "last") VALUES (?, 1) ON CONFLICT ("org")'
+        ' DO UPDATE SET "last" = "org_counters"."last" + 1 RETURNING "last"'
+    ).replace("?", database.param)
+    return int(database.execute_sql(sql, (org,)).fetchone()[0])
+
+
+def insert_note(org: str, n: Note) -> tuple[int, int]:
+    """Inserts the note with its index rows; returns its row key and its number."""
     assert n.subject is not None and n.author is not None
     row = {
         "id": n.id,
@@ -336,11 +349,12 @@ def insert_note(org: str, n: Note) -> int:
         "api_key_id": n.api_key_id,
         "purpose": n.purpose,
         "create_time": n.create_time,
+        "org_number": next_org_number(org),
         **_columns(n),
     }
-    number = _insert("notes", [row], returning="number")
-    _write_index_rows(org, number, n)
-    return int(number)
+    key = int(_insert("notes", [row], returning="number"))
+    _write_index_rows(org, key, n)
+    return key, int(row["org_number"])
 
 
 def _write_index_rows(org: str, number: int, n: Note) -> None:
@@ -360,14 +374,14 @@ def update_note(org: str, n: Note, *, read_version: int, index_changed: bool) ->
     """Writes n over the stored note if it is still at read_version; False if it moved on."""
     changed = (
         NoteRow.update(**_columns(n))
-        .where((NoteRow.org == org) & (NoteRow.number == n.number))
+        .where((NoteRow.org == org) & (NoteRow.number == n.row))
         .where(NoteRow.version == read_version)
         .execute()
     )
     if changed and index_changed:
-        NoteLinkRow.delete().where(NoteLinkRow.note_number == n.number).execute()
-        NoteTagRow.delete().where(NoteTagRow.note_number == n.number).execute()
-        _write_index_rows(org, n.number, n)
+        NoteLinkRow.delete().where(NoteLinkRow.note_number == n.row).execute()
+        NoteTagRow.delete().where(NoteTagRow.note_number == n.row).execute()
+        _write_index_rows(org, n.row, n)
     return bool(changed)
 
 
@@ -380,7 +394,7 @@ def _get_note_sql(by: str, param: str, for_update: bool) -> str:
 def get_note(org: str, *, note_id: str = "", number: int = 0, for_update: bool = False):
     engine = db.current()
     sql = _get_note_sql(
-        "id" if note_id else "number", engine.database.param, for_update and engine.is_postgres
+        "id" if note_id else "org_number", engine.database.param, for_update and engine.is_postgres
     )
     rows = engine.database.execute_sql(sql, (org, note_id or number)).fetchall()
     return _decode_all(rows)[0] if rows else None
@@ -563,7 +577,7 @@ def _list_sqlite(org: str, page: str, params: list) -> list[Note]:
                 f' "notes" WHERE "org" = {database.param} AND "number" IN ({marks})'
             )
             rows = json.loads(database.execute_sql(rows_sql, [org, *missing]).fetchone()[0])
-            found.update((note.number, note) for note in _decode_all([tuple(r) for r in rows]))
+            found.update((note.row, note) for note in _decode_all([tuple(r) for r in rows]))
     finally:
         database.execute_sql("COMMIT")
     return [found[n] for n in sorted(found, reverse=True)]  # newest first, whatever order

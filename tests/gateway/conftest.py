@@ -91,7 +91,14 @@ def gateway(target: str, cwd, **env: str) -> Iterator[str]:
     """A `notes gateway` process for target; yields its base URL."""
     process = subprocess.Popen(
         [str(BIN / "notes"), "gateway", "--target", target],
-        env={**os.environ, "NOTES_HTTP_ADDR": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **env},
+        env={
+            **os.environ,
+            "NOTES_HTTP_ADDR": "127.0.0.1:0",
+            "PYTHONUNBUFFERED": "1",
+            # The service's secret, from which the key that signs surfaces is derived.
+            "NOTES_JWT_SECRET": JWT_SECRET,
+            **env,
+        },
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
