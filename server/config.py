@@ -61,6 +61,10 @@ class Settings:
         default_factory=lambda: _env_int("NOTES_RATE_LIMIT_WRITES_PER_MINUTE", 0)
     )
     note_cache: int = field(default_factory=lambda: _env_int("NOTES_NOTE_CACHE", 10_000))
+    # notes purge-deleted erases notes soft-deleted longer ago than this.
+    deleted_retention_days: int = field(
+        default_factory=lambda: _env_int("NOTES_DELETED_RETENTION_DAYS", 30)
+    )
     http_enabled: bool = True
 
     def resolved_jwt_secret(self) -> str:

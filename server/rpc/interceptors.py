@@ -57,7 +57,9 @@ def _tolerant(deserializer):
     return parse
 
 
-READ_METHODS = frozenset({"GetNote", "ListNotes", "GetNoteHistory", "GetSubject", "CheckAccess"})
+READ_METHODS = frozenset(
+    {"GetNote", "ListNotes", "GetNoteHistory", "GetSubject", "ListSubjects", "CheckAccess"}
+)
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
