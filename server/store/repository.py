@@ -676,6 +676,36 @@ def list_events(org: str, note_id: str) -> list[NoteEvent]:
     ]
 
 
+def list_events_of(org: str, note_ids: list[str]) -> dict[str, list[NoteEvent]]:
+    """The audit trails of many notes (an export's page) in one query."""
+    out: dict[str, list[NoteEvent]] = {i: [] for i in note_ids}
+    if not note_ids:
+        return out
+    rows = (
+        NoteEventRow.select()
+        .where((NoteEventRow.org == org) & (NoteEventRow.note_id.in_(note_ids)))
+        .order_by(NoteEventRow.pk)
+        .tuples()
+    )
+    names = [f.name for f in NoteEventRow._meta.sorted_fields]
+    for values in rows:
+        r = dict(zip(names, values, strict=True))
+        out[r["note_id"]].append(
+            NoteEvent(
+                action=r["action"],
+                actor=Author(AuthorType(r["actor_type"]), r["actor_id"], r["actor_name"]),
+                surface=Surface(r["surface"]),
+                request_id=r["request_id"],
+                old_version=r["old_version"],
+                new_version=r["new_version"],
+                event_time=r["event_time"],
+                api_key_id=r["api_key_id"],
+                purpose=r["purpose"],
+            )
+        )
+    return out
+
+
 # --- API keys ---------------------------------------------------------------------------
 
 
