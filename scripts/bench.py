@@ -1068,6 +1068,50 @@ def targets(rows: list[Row], floors, rss, stores: list[Store]) -> list[str]:
     return out
 
 
+def bench_import(count: int) -> int:
+    """`notes import --format woocommerce` of count generated notes into a fresh SQLite file,
+    timed end to end (process start included); the target is 100,000 in under 20 s."""
+    with tempfile.TemporaryDirectory(prefix="notes-import-") as tmp:
+        path = Path(tmp) / "woo.jsonl"
+        with path.open("w") as f:
+            for i in range(count):
+                note = {
+                    "order_id": 100_000 + i % 20_000,
+                    "id": i + 1,
+                    "author": "system" if i % 3 else "Jordan",
+                    "date_created_gmt": f"2020-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00",
+                    "note": "Called about the walnut sideboard; delivery moved to Friday.",
+                    "customer_note": i % 10 == 0,
+                }
+                f.write(json.dumps(note) + "\n")
+        env = {**os.environ, "NOTES_DATABASE_URL": f"sqlite:///{tmp}/notes.db"}
+        subprocess.run([str(BIN / "notes"), "migrate"], env=env, check=True, capture_output=True)
+        started = time.perf_counter()
+        out = subprocess.run(
+            [
+                str(BIN / "notes"),
+                "import",
+                "--quiet",
+                "--org",
+                ORG,
+                "--format",
+                "woocommerce",
+                str(path),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+    created = json.loads(out.stdout)["created"]
+    print(
+        f"| notes import, WooCommerce JSONL, SQLite | {created:,} notes | {seconds:.1f} s |"
+        f" {created / seconds:,.0f} notes/s | target < 20 s per 100,000 |"
+    )
+    return 0 if created == count else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--notes", type=int, default=1_000_000)
@@ -1083,7 +1127,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="bench-results.md")
     p.add_argument("--profile", default="", help="directory for py-spy raw profiles")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--import-notes",
+        type=int,
+        default=0,
+        help="only the import row: `notes import` of this many WooCommerce notes (SQLite)",
+    )
     args = p.parse_args(argv)
+    if args.import_notes:
+        return bench_import(args.import_notes)
     args.workers = [int(w) for w in args.workers.split(",") if w]
     scenario_names = [s for s in args.scenarios.split(",") if s]
 

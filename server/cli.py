@@ -133,7 +133,20 @@ def cmd_subjects(args: argparse.Namespace) -> int:
 
     _open(_settings(args))
     principal = _registry_principal(args.org)
+    if args.subjects_command == "list":
+        return _list_subjects(args, principal)
     subject_type = _subject_type(args.type)
+    if args.subjects_command == "erase":
+        from .service import erasure
+
+        erased, _ = erasure.erase_subject(principal, subject_type, args.id)
+        _print(
+            {
+                "notes_erased": erased.notes_erased,
+                "links_removed": erased.links_removed,
+            }
+        )
+        return 0
     if args.subjects_command == "put":
         parent = args.parent_id or ""
         if args.parent_type and args.parent_type.lower() != "order":
@@ -152,6 +165,80 @@ def cmd_subjects(args: argparse.Namespace) -> int:
             "display_name": subject.display_name,
             "archived": subject.archive_time is not None,
             "created": created,
+        }
+    )
+    return 0
+
+
+def _list_subjects(args: argparse.Namespace, principal: Principal) -> int:
+    from .domain.paging import PageTokens
+    from .service import subjects
+
+    tokens = PageTokens(_settings(args).resolved_jwt_secret().encode())
+    subject_type = _subject_type(args.type) if args.type else None
+    token, out = "", []
+    while True:
+        page, token = subjects.list_subjects(
+            principal, subject_type, args.parent_id or "", args.show_archived, 1000, token, tokens
+        )
+        out.extend(
+            {
+                "type": s.type.value,
+                "id": s.id,
+                "parent_id": s.parent_id,
+                "display_name": s.display_name,
+                "archived": s.archive_time is not None,
+            }
+            for s in page
+        )
+        if not token:
+            break
+    _print(out)
+    return 0
+
+
+def cmd_purge_deleted(args: argparse.Namespace) -> int:
+    from .service import erasure
+
+    if args.older_than is None:
+        args.older_than = _settings(args).deleted_retention_days * 24 * 3600
+    if args.older_than < 0:
+        raise ValidationFailed([("older_than", "must not be negative")])
+    _open(_settings(args))
+    _print({"erased": erasure.purge_deleted(args.older_than * 1_000_000)})
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import transfer
+
+    _open(_settings(args))
+    if args.out and args.out != "-":
+        with open(args.out, "w", encoding="utf-8") as out:
+            count = transfer.export(args.org, out)
+    else:
+        count = transfer.export(args.org, sys.stdout)
+    print(json.dumps({"exported": count}), file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import transfer
+
+    _open(_settings(args))
+    progress = None if args.quiet else transfer.progress_line()
+    if args.file == "-":
+        done = transfer.import_lines(args.org, sys.stdin, args.format, progress=progress)
+    else:
+        with open(args.file, encoding="utf-8") as source:
+            done = transfer.import_lines(args.org, source, args.format, progress=progress)
+    _print(
+        {
+            "lines": done.lines,
+            "created": done.created,
+            "skipped": done.skipped,
+            "renumbered": done.renumbered,
+            "seconds": round(done.seconds, 2),
         }
     )
     return 0
@@ -263,8 +350,42 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("--org", required=True)
     archive.add_argument("--type", required=True)
     archive.add_argument("--id", required=True)
-    put.set_defaults(func=cmd_subjects)
-    archive.set_defaults(func=cmd_subjects)
+    listing = subjects.add_parser("list", parents=[common])
+    listing.add_argument("--org", required=True)
+    listing.add_argument("--type")
+    listing.add_argument("--parent-id")
+    listing.add_argument("--show-archived", action="store_true")
+    erase = subjects.add_parser("erase", parents=[common], help="erase a subject and its notes")
+    erase.add_argument("--org", required=True)
+    erase.add_argument("--type", required=True)
+    erase.add_argument("--id", required=True)
+    for p in (put, archive, listing, erase):
+        p.set_defaults(func=cmd_subjects)
+
+    retention = sub.add_parser(
+        "purge-deleted", parents=[common], help="erase notes soft-deleted longer ago than a period"
+    )
+    retention.add_argument(
+        "--older-than",
+        type=int,
+        default=None,
+        help="seconds (default NOTES_DELETED_RETENTION_DAYS days, 30)",
+    )
+    retention.set_defaults(func=cmd_purge_deleted)
+
+    export = sub.add_parser("export", parents=[common], help="an organization's notes as JSONL")
+    export.add_argument("--org", required=True)
+    export.add_argument("--out", help="file (default: standard output)")
+    export.set_defaults(func=cmd_export)
+
+    importing = sub.add_parser("import", parents=[common], help="notes from JSON Lines")
+    importing.add_argument("--org", required=True)
+    importing.add_argument(
+        "--format", choices=["notes", "woocommerce", "newstore", "customer-notes"], default="notes"
+    )
+    importing.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    importing.add_argument("file", help="a JSON Lines file, or - for standard input")
+    importing.set_defaults(func=cmd_import)
 
     purge = sub.add_parser(
         "purge-requests", parents=[common], help="forget request ids older than a period"

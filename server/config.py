@@ -110,6 +110,10 @@ class Settings:
     db_statement_timeout_ms: int = field(
         default_factory=lambda: _env_int("NOTES_DB_STATEMENT_TIMEOUT_MS", 10_000)
     )
+    # notes purge-deleted erases notes soft-deleted longer ago than this.
+    deleted_retention_days: int = field(
+        default_factory=lambda: _env_int("NOTES_DELETED_RETENTION_DAYS", 30)
+    )
     http_enabled: bool = True
 
     def resolved_secret_keys(self) -> list[str]:
@@ -129,6 +133,14 @@ class Settings:
         self.jwt_secret = SECRET_FILE.read_text().strip()
         return self.jwt_secret
 
+    def resolved_gateway_secret(self) -> bytes:
+        """NOTES_GATEWAY_SECRET, or a key derived from the JWT secret (so `make run` and a
+        gateway sharing NOTES_JWT_SECRET need nothing more)."""
+        if self.gateway_secret:
+            return self.gateway_secret.encode()
+        derive = b"notes.v1 gateway surface signature"
+        return hmac.new(self.resolved_jwt_secret().encode(), derive, hashlib.sha256).digest()
+
 
 def _make_once(path: Path, content: str) -> None:
     """Writes a secret file (mode 600) unless it exists."""
@@ -139,11 +151,3 @@ def _make_once(path: Path, content: str) -> None:
         return  # made earlier, or by a replica starting at the same moment
     with os.fdopen(fd, "w") as f:
         f.write(content + "\n")
-
-    def resolved_gateway_secret(self) -> bytes:
-        """NOTES_GATEWAY_SECRET, or a key derived from the JWT secret (so `make run` and a
-        gateway sharing NOTES_JWT_SECRET need nothing more)."""
-        if self.gateway_secret:
-            return self.gateway_secret.encode()
-        derive = b"notes.v1 gateway surface signature"
-        return hmac.new(self.resolved_jwt_secret().encode(), derive, hashlib.sha256).digest()

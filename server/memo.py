@@ -39,3 +39,6 @@ class Memo(Generic[V]):
         self.size = size
         if size <= 0:
             self._values.clear()
+
+    def discard(self, key: Hashable) -> None:
+        self._values.pop(key, None)

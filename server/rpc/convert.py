@@ -106,6 +106,17 @@ def _value_in(value: struct_pb2.Value):
     return None
 
 
+def _integral_json(value):
+    """A JSON value as _value_in gives it: whole doubles as ints."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_json(v) for v in value]
+    return value
+
+
 def update_mask(note: pb.Note, paths: list[str]) -> tuple[str, ...]:
     """AIP-134: an empty mask means the fields that are set; "*" means all of them."""
     if paths == ["*"]:

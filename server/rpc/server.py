@@ -94,7 +94,7 @@ def create_server(
     )
     tokens = PageTokens(secret.encode())
     notes_pb2_grpc.add_NotesServiceServicer_to_server(NotesServicer(tokens), server)
-    notes_pb2_grpc.add_SubjectsServiceServicer_to_server(SubjectsServicer(), server)
+    notes_pb2_grpc.add_SubjectsServiceServicer_to_server(SubjectsServicer(tokens), server)
     notes_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)

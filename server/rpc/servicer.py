@@ -15,7 +15,7 @@ from notes.v1 import notes_pb2_grpc as pb_grpc
 
 from ..domain.errors import ValidationFailed
 from ..domain.paging import PageTokens
-from ..service import credentials, notes, subjects
+from ..service import credentials, erasure, notes, subjects
 from . import convert as c
 from .interceptors import current
 
@@ -113,8 +113,45 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         events = notes.note_history(current().principal, request.id)
         return pb.GetNoteHistoryResponse(events=[c.event_out(e) for e in events])
 
+    def BatchCreateNotes(self, request, context) -> pb.BatchCreateNotesResponse:
+        call = current()
+        created, replayed = notes.batch_create_notes(
+            call.principal,
+            [(c.fields_in(r.note), r.request_id) for r in request.requests],
+            request_id=request.request_id,
+            surface=call.surface,
+        )
+        return pb.BatchCreateNotesResponse(
+            notes=[c.note_out(n) for n in created], idempotency_status=c.status_out(replayed)
+        )
+
 
 class SubjectsServicer(pb_grpc.SubjectsServiceServicer):
+    def __init__(self, tokens: PageTokens) -> None:
+        self._tokens = tokens
+
+    def ListSubjects(self, request, context) -> pb.ListSubjectsResponse:
+        found, token = subjects.list_subjects(
+            current().principal,
+            None if request.type == pb.SUBJECT_TYPE_UNSPECIFIED else c.subject_type(request.type),
+            request.parent_id,
+            request.show_archived,
+            request.page_size,
+            request.page_token,
+            self._tokens,
+        )
+        return pb.ListSubjectsResponse(
+            subjects=[c.subject_out(s) for s in found], next_page_token=token
+        )
+
+    def EraseSubject(self, request, context) -> pb.EraseSubjectResponse:
+        out, _ = erasure.erase_subject(
+            current().principal, c.subject_type(request.type), request.id, request.request_id
+        )
+        return pb.EraseSubjectResponse(
+            notes_erased=out.notes_erased, links_removed=out.links_removed
+        )
+
     def UpsertSubject(self, request, context) -> pb.UpsertSubjectResponse:
         subject, created, replayed = subjects.upsert_subject(
             current().principal, c.subject_in(request.subject), request.request_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ulid
 
-from ..domain.model import Note, Principal, Surface, Visibility
+from ..domain.model import Author, Note, Surface, Visibility
 from ..store import outbox
 
 CREATED = "note.created"
@@ -40,7 +40,7 @@ def emitted(action: str, before: Note | None, after: Note) -> list[str]:
 
 
 def record(
-    p: Principal,
+    p,
     action: str,
     before: Note | None,
     after: Note,
@@ -66,3 +66,22 @@ def record(
     subject = (after.subject.type.value, after.subject.id, after.subject.parent_id)
     for event_type in emitted(action, before, after):
         outbox.append(p.org, new_event_id(), event_type, after.id, subject, at, payload)
+
+
+def record_erased(org: str, actor: Author, notes: list[Note], *, request_id: str, at: int) -> None:
+    """Inside the erasure's transaction, after the notes' earlier events went with them: one
+    note.erased per note, carrying its id, number and subject and nothing of its content."""
+    for n in notes:
+        assert n.subject is not None
+        stub = Note(id=n.id, number=n.number, org=org, subject=n.subject, author=actor)
+        stub.body = ""
+        payload = {
+            "note": stub.to_json(),
+            "actor": {"type": actor.type.value, "id": actor.id, "display_name": actor.display_name},
+            "surface": Surface.GRPC.value,
+            "request_id": request_id,
+            "api_key_id": "",
+            "purpose": "",
+        }
+        subject = (n.subject.type.value, n.subject.id, n.subject.parent_id)
+        outbox.append(org, new_event_id(), ERASED, n.id, subject, at, payload)

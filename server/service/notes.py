@@ -16,6 +16,7 @@ from ..domain.errors import (
     SubjectArchived,
     SubjectNotFound,
     SubjectParentMismatch,
+    ValidationFailed,
     VersionConflict,
 )
 from ..domain.model import (
@@ -139,30 +140,95 @@ def create_note(
     fields = _normalized(fields)
 
     def work() -> Note:
-        subject, links = _check_subjects(p, fields.subject, fields.linked_records)
-        now = now_us()
-        note = Note(
-            **{f.name: getattr(fields, f.name) for f in dataclasses.fields(NoteFields)},
-            id=new_note_id(),
-            org=p.org,
-            author=p.author,
-            created_via=surface,
-            api_key_id=p.api_key_id,
-            purpose=p.purpose,
-            create_time=now,
-            update_time=now,
-            version=1,
-        )
-        note.subject, note.linked_records = subject, links
-        note.row, note.number = repo.insert_note(p.org, note)
-        repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
-        events.record(p, "CREATE", None, note, surface=surface, request_id=request_id, at=now)
-        return note
+        return _insert_new(p, fields, surface, request_id)
 
     def payload() -> object:
         return {"fields": dataclasses.asdict(fields), "surface": surface.value}
 
     return _idempotent(p, "CreateNote", request_id, payload, work)
+
+
+def _insert_new(p: Principal, fields: NoteFields, surface: Surface, request_id: str) -> Note:
+    """Inside a write transaction: the new note (fields validated and normalized)."""
+    subject, links = _check_subjects(p, fields.subject, fields.linked_records)
+    now = now_us()
+    note = Note(
+        **{f.name: getattr(fields, f.name) for f in dataclasses.fields(NoteFields)},
+        id=new_note_id(),
+        org=p.org,
+        author=p.author,
+        created_via=surface,
+        api_key_id=p.api_key_id,
+        purpose=p.purpose,
+        create_time=now,
+        update_time=now,
+        version=1,
+    )
+    note.subject, note.linked_records = subject, links
+    note.row, note.number = repo.insert_note(p.org, note)
+    repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
+    events.record(p, "CREATE", None, note, surface=surface, request_id=request_id, at=now)
+    return note
+
+
+BATCH_MAX = 1000
+
+
+def batch_create_notes(
+    p: Principal,
+    batch: list[tuple[NoteFields, str]],
+    *,
+    request_id: str = "",
+    surface: Surface = Surface.GRPC,
+) -> tuple[list[Note], bool]:
+    """AIP-233: every (fields, inner request_id) of batch created in one transaction, or none.
+    Violations are named requests[i].<field>; a subject error names its request in the
+    ErrorInfo's field. Returns (notes, replayed)."""
+    require(p, WRITE)
+    v = validation.Violations()
+    if not 1 <= len(batch) <= BATCH_MAX:
+        v.add("requests", f"must have 1 to {BATCH_MAX} items")
+    validation.check_request_id(v, request_id)
+    for i, (fields, inner) in enumerate(batch):
+        prefix = f"requests[{i}]"
+        if inner:
+            v.add(f"{prefix}.request_id", "must be empty; the batch's request_id covers it")
+        try:
+            validation.validate_new_note(fields, "")
+        except ValidationFailed as e:
+            for field_path, description in e.violations:
+                v.add(f"{prefix}.note.{field_path}", description)
+    v.raise_if_any()
+    normalized = [_normalized(fields) for fields, _ in batch]
+
+    def work() -> list[Note]:
+        out = []
+        for i, fields in enumerate(normalized):
+            try:
+                out.append(_insert_new(p, fields, surface, request_id))
+            except (SubjectNotFound, SubjectArchived, SubjectParentMismatch) as e:
+                field_path = e.metadata.get("field", "subject")
+                e.metadata["field"] = f"requests[{i}].note.{field_path}"
+                e.message = f"requests[{i}].note.{e.message}"
+                e.args = (e.message,)
+                raise
+        return out
+
+    def payload() -> object:
+        return {
+            "batch": [dataclasses.asdict(fields) for fields in normalized],
+            "surface": surface.value,
+        }
+
+    return requests.once(
+        p,
+        "BatchCreateNotes",
+        request_id,
+        payload,
+        work,
+        lambda notes: [n.to_json() for n in notes],
+        lambda data: [Note.from_json(d) for d in data],
+    )
 
 
 def get_note(p: Principal, *, note_id: str = "", number: int = 0) -> Note:

@@ -7,6 +7,7 @@ import dataclasses
 from ..domain import validation
 from ..domain.errors import SubjectNotFound, SubjectParentMismatch
 from ..domain.model import Principal, Scope, Subject, SubjectType
+from ..domain.paging import PageTokens
 from ..store import repository as repo
 from . import requests
 from .clock import now_us
@@ -107,3 +108,46 @@ def archive_subject(
         Subject.to_json,
         Subject.from_json,
     )
+
+
+def _list_fingerprint(subject_type: SubjectType | None, parent_id: str, show_archived: bool):
+    return requests.fingerprint(
+        "ListSubjects",
+        {
+            "type": subject_type.value if subject_type else "",
+            "parent_id": parent_id,
+            "show_archived": show_archived,
+        },
+    )
+
+
+def list_subjects(
+    p: Principal,
+    subject_type: SubjectType | None,
+    parent_id: str,
+    show_archived: bool,
+    page_size: int,
+    page_token: str,
+    tokens: PageTokens,
+) -> tuple[list[Subject], str]:
+    """A page of registered subjects in registration order, and the next page's token (AIP-132:
+    a sealed keyset position bound to the filter, as ListNotes issues)."""
+    require(p, READ)
+    v = validation.Violations()
+    if subject_type is not None and not isinstance(subject_type, SubjectType):
+        v.add("type", "must be a known subject type")
+    if parent_id:
+        validation.check_id(v, "parent_id", parent_id)
+    if page_size < 0:
+        v.add("page_size", "must not be negative")
+    v.raise_if_any()
+    size = validation.effective_page_size(page_size)
+    fingerprint = _list_fingerprint(subject_type, parent_id, show_archived)
+    after = tokens.read(page_token, fingerprint) if page_token else 0
+    with repo.reading():
+        rows = repo.list_subjects(
+            p.org, subject_type, parent_id, show_archived, after=after, limit=size + 1
+        )
+    page = rows[:size]
+    token = tokens.issue(fingerprint, page[-1][0]) if len(rows) > size else ""
+    return [s for _, s in page], token

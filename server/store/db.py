@@ -62,6 +62,9 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
                 "busy_timeout": 10_000,
                 "foreign_keys": 1,
                 "cache_size": -32_000,
+                # Freed space is overwritten with zeros, so an erased note leaves no bytes
+                # behind in the file (README: Erasure).
+                "secure_delete": 1,
             },
         )
         engine = Engine(db, "sqlite")

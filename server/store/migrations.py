@@ -280,12 +280,35 @@ def _legacy_clients(engine: Engine) -> list[str]:
     return out
 
 
+def _erasures(engine: Engine) -> list[str]:
+    """One row per erasure (EraseSubject, purge-deleted): who, when, what, how many notes; never
+    any note content. subject_type/subject_id are empty for a retention purge."""
+    serial = "BIGSERIAL" if engine.is_postgres else "INTEGER"
+    return [
+        f"""CREATE TABLE erasures (
+    pk {serial} PRIMARY KEY,
+    org TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    notes_erased BIGINT NOT NULL,
+    links_removed BIGINT NOT NULL,
+    erase_time BIGINT NOT NULL
+)""",
+        "CREATE INDEX erasures_by_org ON erasures (org, pk)",
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
     (3, "note numbers per organization", _numbers_per_org),
     (4, "the change feed's outbox", _events),
     (6, "OAuth 1.0a secrets and nonces; substring search", _legacy_clients),
+    (7, "erasure records", _erasures),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -728,6 +728,36 @@ def list_events(org: str, note_id: str) -> list[NoteEvent]:
     ]
 
 
+def list_events_of(org: str, note_ids: list[str]) -> dict[str, list[NoteEvent]]:
+    """The audit trails of many notes (an export's page) in one query."""
+    out: dict[str, list[NoteEvent]] = {i: [] for i in note_ids}
+    if not note_ids:
+        return out
+    rows = (
+        NoteEventRow.select()
+        .where((NoteEventRow.org == org) & (NoteEventRow.note_id.in_(note_ids)))
+        .order_by(NoteEventRow.pk)
+        .tuples()
+    )
+    names = [f.name for f in NoteEventRow._meta.sorted_fields]
+    for values in rows:
+        r = dict(zip(names, values, strict=True))
+        out[r["note_id"]].append(
+            NoteEvent(
+                action=r["action"],
+                actor=Author(AuthorType(r["actor_type"]), r["actor_id"], r["actor_name"]),
+                surface=Surface(r["surface"]),
+                request_id=r["request_id"],
+                old_version=r["old_version"],
+                new_version=r["new_version"],
+                event_time=r["event_time"],
+                api_key_id=r["api_key_id"],
+                purpose=r["purpose"],
+            )
+        )
+    return out
+
+
 # --- API keys ---------------------------------------------------------------------------
 
 
@@ -789,3 +819,240 @@ def use_nonce(key_id: str, nonce: str, timestamp: int, request_ref: str, oldest:
 
 def list_all_keys() -> list[ApiKeyRow]:
     return list(ApiKeyRow.select().order_by(ApiKeyRow.create_time))
+
+
+# --- listing subjects -------------------------------------------------------------------
+
+
+def list_subjects(
+    org: str,
+    subject_type: SubjectType | None,
+    parent_id: str,
+    show_archived: bool,
+    *,
+    after: int,
+    limit: int,
+) -> list[tuple[int, Subject]]:
+    """(pk, subject) in registration order, after the keyset position after."""
+    where, params = '"pk" > ?', [org, after]
+    if subject_type is not None:
+        where += ' AND "type" = ?'
+        params.append(subject_type.value)
+    if parent_id:
+        where += ' AND "parent_id" = ?'
+        params.append(parent_id)
+    if not show_archived:
+        where += ' AND "archive_time" IS NULL'
+    database = db.current().database
+    sql = (
+        'SELECT "pk", "type", "external_id", "parent_id", "display_name", "create_time",'
+        ' "update_time", "archive_time" FROM "subjects" WHERE "org" = ? AND '
+        f'{where} ORDER BY "pk" LIMIT {int(limit)}'
+    ).replace("?", database.param)
+    rows = database.execute_sql(sql, params).fetchall()
+    return [(row[0], _subject(row[1:])) for row in rows]
+
+
+# --- erasure ----------------------------------------------------------------------------
+
+
+def _execute(sql: str, params: tuple | list = ()):
+    database = db.current().database
+    return database.execute_sql(sql.replace("?", database.param), params)
+
+
+def lock_subject(org: str, subject_type: SubjectType, subject_id: str) -> Subject | None:
+    """The subject, locked against notes being attached to it until the transaction ends:
+    PostgreSQL's FOR UPDATE waits for every CreateNote holding it FOR SHARE (SQLite runs one
+    write transaction at a time)."""
+    lock = " FOR UPDATE" if db.current().is_postgres else ""
+    rows = _subject_rows(
+        f'"type" = ? AND "external_id" = ? LIMIT 1{lock}', (org, subject_type.value, subject_id)
+    )
+    return _subject(rows[0]) if rows else None
+
+
+def subject_note_numbers(org: str, subject_type: SubjectType, subject_id: str) -> list[int]:
+    """Every note about the subject, deleted or not; for an order, its items' notes too."""
+    sql = 'SELECT "number" FROM "notes" WHERE "org" = ? AND "subject_type" = ? AND "subject_id" = ?'
+    params: list[object] = [org, subject_type.value, subject_id]
+    if subject_type is SubjectType.ORDER:
+        sql += ' UNION SELECT "number" FROM "notes" WHERE "org" = ? AND "subject_parent_id" = ?'
+        sql += ' AND "subject_type" = ?'
+        params += [org, subject_id, SubjectType.ORDER_ITEM.value]
+    return sorted(row[0] for row in _execute(sql, params).fetchall())
+
+
+def order_items(org: str, order_id: str) -> list[str]:
+    sql = 'SELECT "external_id" FROM "subjects" WHERE "org" = ? AND "type" = ? AND "parent_id" = ?'
+    rows = _execute(sql, (org, SubjectType.ORDER_ITEM.value, order_id)).fetchall()
+    return [row[0] for row in rows]
+
+
+def notes_linking(org: str, subject_type: SubjectType, subject_id: str) -> list[Note]:
+    """The notes (deleted too) whose linked records name the subject, locked on PostgreSQL."""
+    engine = db.current()
+    lock = " FOR UPDATE" if engine.is_postgres else ""
+    sql = (
+        f'{_SELECT_NOTES}"org" = ? AND "number" IN (SELECT "note_number" FROM "note_links"'
+        f' WHERE "org" = ? AND "type" = ? AND "record_id" = ?) ORDER BY "number"{lock}'
+    )
+    rows = _execute(sql, (org, org, subject_type.value, subject_id)).fetchall()
+    return _decode_all(rows)
+
+
+def deleted_note_numbers(cutoff: int, limit: int) -> list[tuple[str, int]]:
+    """(org, number) of up to limit notes soft-deleted before cutoff. PostgreSQL locks them,
+    skipping rows another purge holds, so replicas purging at once share the work."""
+    lock = " FOR UPDATE SKIP LOCKED" if db.current().is_postgres else ""
+    sql = (
+        'SELECT "org", "number" FROM "notes" WHERE "delete_time" < ?'
+        f' ORDER BY "number" LIMIT {int(limit)}{lock}'
+    )
+    return [(row[0], row[1]) for row in _execute(sql, (cutoff,)).fetchall()]
+
+
+def erase_notes(org: str, numbers: list[int]) -> list[Note]:
+    """Destroys these notes of org and everything holding their content, inside the caller's
+    transaction: the rows, their tags and links, their full-text rows (SQLite: the FTS5
+    'delete' by the notes_fts_delete trigger; PostgreSQL: the generated column goes with the
+    row), their audit events, and every stored request response that names one of them (the
+    replay of a CreateNote/UpdateNote/BatchCreateNotes holds the note's text). Returns the
+    erased notes (ids and subjects, for whoever reports them)."""
+    if not numbers:
+        return []
+    engine = db.current()
+    erased: list[Note] = []
+    for lo in range(0, len(numbers), 500):
+        chunk = numbers[lo : lo + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = _execute(
+            f'{_SELECT_NOTES}"org" = ? AND "number" IN ({marks})', [org, *chunk]
+        ).fetchall()
+        notes = _decode_all(rows)
+        if not notes:
+            continue
+        erased.extend(notes)
+        found = [n.row for n in notes]
+        ids = [n.id for n in notes]
+        marks = ", ".join("?" * len(found))
+        _execute(f'DELETE FROM "note_tags" WHERE "note_number" IN ({marks})', found)
+        _execute(f'DELETE FROM "note_links" WHERE "note_number" IN ({marks})', found)
+        _execute(f'DELETE FROM "notes" WHERE "org" = ? AND "number" IN ({marks})', [org, *found])
+        marks = ", ".join("?" * len(ids))
+        _execute(
+            f'DELETE FROM "note_events" WHERE "org" = ? AND "note_id" IN ({marks})', [org, *ids]
+        )
+        if engine.is_postgres:
+            _execute(
+                'DELETE FROM "request_ids" WHERE "org" = ? AND EXISTS'
+                ' (SELECT 1 FROM unnest(?::text[]) AS i WHERE strpos("response", i) > 0)',
+                (org, ids),
+            )
+        else:
+            _execute(
+                'DELETE FROM "request_ids" WHERE "org" = ? AND EXISTS'
+                ' (SELECT 1 FROM json_each(?) WHERE instr("response", "value") > 0)',
+                (org, json.dumps(ids)),
+            )
+        # The change feed's events carry the notes as they were: they go too (the service
+        # appends one content-free note.erased per note afterwards).
+        _execute(f'DELETE FROM "events" WHERE "org" = ? AND "note_id" IN ({marks})', [org, *ids])
+        for n in notes:
+            DECODED.discard((org, n.row, n.version))
+    return erased
+
+
+def forget_subject(org: str, s: Subject, now: int) -> None:
+    """Clears the subject's display name and archives it; the row stays, so its id is not
+    silently registered afresh (UpsertSubject finds it archived). Request responses of
+    UpsertSubject/ArchiveSubject, which hold the display name, go too."""
+    _execute(
+        'UPDATE "subjects" SET "display_name" = \'\', "update_time" = ?,'
+        ' "archive_time" = COALESCE("archive_time", ?)'
+        ' WHERE "org" = ? AND "type" = ? AND "external_id" = ?',
+        (now, now, org, s.type.value, s.id),
+    )
+    fragment = json.dumps({"type": s.type.value, "id": s.id})[1:-1]
+    found = 'strpos("response", ?)' if db.current().is_postgres else 'instr("response", ?)'
+    _execute(
+        f'DELETE FROM "request_ids" WHERE "org" = ? AND "method" IN (?, ?) AND {found} > 0',
+        (org, "UpsertSubject", "ArchiveSubject", fragment),
+    )
+
+
+def add_erasure(
+    org: str,
+    *,
+    reason: str,
+    subject: SubjectRef | None,
+    actor: Author,
+    request_id: str,
+    notes_erased: int,
+    links_removed: int,
+    now: int,
+) -> None:
+    _insert(
+        "erasures",
+        [
+            {
+                "org": org,
+                "reason": reason,
+                "subject_type": subject.type.value if subject else "",
+                "subject_id": subject.id if subject else "",
+                "actor_type": actor.type.value,
+                "actor_id": actor.id,
+                "request_id": request_id,
+                "notes_erased": notes_erased,
+                "links_removed": links_removed,
+                "erase_time": now,
+            }
+        ],
+    )
+
+
+def compact_search_index() -> None:
+    """SQLite: merges the FTS5 index into one segment, so the segments that held erased notes'
+    terms (a 'delete' only adds a tombstone) are rewritten without them. Inside the erasing
+    transaction; PostgreSQL needs nothing here (see after_erasure)."""
+    if not db.current().is_postgres:
+        _execute("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
+
+
+ERASED_TABLES = ("notes", "note_tags", "note_links", "note_events", "request_ids", "subjects")
+
+
+def after_erasure() -> None:
+    """Outside any transaction, after an erasure committed. SQLite: checkpoint the WAL into
+    the database file and truncate it (the WAL holds old page images; secure_delete has zeroed
+    the freed space in the file). PostgreSQL: VACUUM the tables, so the dead tuples holding
+    the text are reclaimed (their space is reused; VACUUM FULL would rewrite the files)."""
+    engine = db.current()
+    with _unavailable_on_failure(), engine.database.connection_context():
+        if engine.is_postgres:
+            for table in ERASED_TABLES:
+                engine.database.execute_sql(f'VACUUM "{table}"')
+        else:
+            engine.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# --- import -----------------------------------------------------------------------------
+
+
+def taken_numbers(org: str, numbers: list[int]) -> set[int]:
+    """The note numbers of org among numbers that a note already holds. An import preserves a
+    note's number (a WooCommerce note id) through this one function."""
+    if not numbers:
+        return set()
+    if db.current().is_postgres:
+        rows = _execute(
+            'SELECT "org_number" FROM "notes" WHERE "org" = ? AND "org_number" = ANY(?)',
+            (org, numbers),
+        )
+    else:
+        rows = _execute(
+            'SELECT "org_number" FROM "notes" WHERE "org" = ? AND "org_number" IN'
+            ' (SELECT "value" FROM json_each(?))',
+            (org, json.dumps(numbers)),
+        )
+    return {row[0] for row in rows.fetchall()}

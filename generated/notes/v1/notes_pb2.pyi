@@ -398,6 +398,62 @@ class ArchiveSubjectResponse(_message.Message):
     idempotency_status: IdempotencyStatus
     def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., idempotency_status: _Optional[_Union[IdempotencyStatus, str]] = ...) -> None: ...
 
+class ListSubjectsRequest(_message.Message):
+    __slots__ = ("type", "parent_id", "show_archived", "page_size", "page_token")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHOW_ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    type: SubjectType
+    parent_id: str
+    show_archived: bool
+    page_size: int
+    page_token: str
+    def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., parent_id: _Optional[str] = ..., show_archived: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSubjectsResponse(_message.Message):
+    __slots__ = ("subjects", "next_page_token")
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subjects: _containers.RepeatedCompositeFieldContainer[Subject]
+    next_page_token: str
+    def __init__(self, subjects: _Optional[_Iterable[_Union[Subject, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class EraseSubjectRequest(_message.Message):
+    __slots__ = ("type", "id", "request_id")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    type: SubjectType
+    id: str
+    request_id: str
+    def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EraseSubjectResponse(_message.Message):
+    __slots__ = ("notes_erased", "links_removed")
+    NOTES_ERASED_FIELD_NUMBER: _ClassVar[int]
+    LINKS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    notes_erased: int
+    links_removed: int
+    def __init__(self, notes_erased: _Optional[int] = ..., links_removed: _Optional[int] = ...) -> None: ...
+
+class BatchCreateNotesRequest(_message.Message):
+    __slots__ = ("requests", "request_id")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CreateNoteRequest]
+    request_id: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[CreateNoteRequest, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class BatchCreateNotesResponse(_message.Message):
+    __slots__ = ("notes", "idempotency_status")
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    notes: _containers.RepeatedCompositeFieldContainer[Note]
+    idempotency_status: IdempotencyStatus
+    def __init__(self, notes: _Optional[_Iterable[_Union[Note, _Mapping]]] = ..., idempotency_status: _Optional[_Union[IdempotencyStatus, str]] = ...) -> None: ...
+
 class CheckAccessRequest(_message.Message):
     __slots__ = ("scopes",)
     SCOPES_FIELD_NUMBER: _ClassVar[int]
