@@ -3,6 +3,7 @@ organizations kept apart, and credentials. WatchEvents: tests/test_watch_events.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import grpc
@@ -276,3 +277,20 @@ def test_paging_under_concurrent_writers_sees_every_event_exactly_once(service, 
     assert len(ids) == len(set(ids)), "an event was returned twice"
     assert sorted(e.note.id for e in seen if e.type == "note.created") == sorted(created)
     assert len(created) == 48
+
+
+def test_purge_events_deletes_only_what_is_past_the_retention(service, tenant):
+    from server.store import db
+
+    old = tenant.create("old").note
+    kept = tenant.create("kept").note
+    database = db.current().database
+    with database.connection_context():
+        database.execute_sql(
+            f'UPDATE "events" SET "event_time" = 1 WHERE "note_id" = {database.param}',
+            (old.id,),
+        )
+    out = service.cli("purge-events")
+    assert json.loads(out.stdout)["purged"] >= 1
+    events, _ = drain(tenant)
+    assert [e.note.id for e in events] == [kept.id]
