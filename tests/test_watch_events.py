@@ -311,3 +311,43 @@ def test_subject_tokens_keep_organizations_apart():
     assert subject_token("org_1-A") == "org_1-A"
     assert subject_token("a.b") != subject_token("a_b") != subject_token("a~2Eb")
     assert subject_of("notes", "a.*>", "note.created") == "notes.a~2E~2A~3E.note.created"
+
+
+@pytest.mark.skipif(not NATS_UP, reason=f"no NATS server listens at {NATS_URL}")
+def test_a_publisher_killed_and_restarted_resumes_and_holds_the_lock(service, tmp_path, tenant):
+    from server.events.nats_publisher import _Leadership
+
+    prefix = "notes_r" + secrets.token_hex(4)
+    env = {
+        "NOTES_EVENTS_NATS_URL": NATS_URL,
+        "NOTES_EVENTS_NATS_STREAM": prefix.upper(),
+        "NOTES_EVENTS_NATS_SUBJECT_PREFIX": prefix,
+    }
+
+    def publisher():
+        svc = start_service(service.database_url, tmp_path, "--no-http", env_extra=env)
+        svc.wait_for_log(lambda lines: any('"nats_publishing"' in x for x in lines))
+        return svc
+
+    first = publisher()
+    try:
+        tenant.create("before the crash")
+        # While it publishes, no other publisher of the stream may.
+        rival = _Leadership(f"nats:{prefix.upper()}")
+        assert not rival.try_acquire()
+        rival.release()
+        events, _ = drain(tenant)
+        assert len(asyncio.run(_consume(prefix, tenant.org, len(events)))) == len(events)
+        first.process.kill()
+        first.process.wait(10)
+        tenant.create("while it was down", visibility=pb.VISIBILITY_CUSTOMER)
+        second = publisher()
+        try:
+            events, _ = drain(tenant)
+            msgs = asyncio.run(_consume(prefix, tenant.org, len(events)))
+            assert [m.headers["Nats-Msg-Id"] for m in msgs] == [e.id for e in events]
+        finally:
+            stop_service(second)
+    finally:
+        stop_service(first)
+        asyncio.run(_delete_stream(prefix.upper()))
