@@ -286,6 +286,15 @@ def cmd_purge_requests(args: argparse.Namespace) -> int:
 MIN_REQUEST_ID_RETENTION = 24 * 3600
 
 
+def cmd_purge_events(args: argparse.Namespace) -> int:
+    from .service import events
+
+    settings = _settings(args)
+    _open(settings)
+    _print({"purged": events.purge_expired(settings.event_retention_days)})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notes", description="The notes service.")
     common = argparse.ArgumentParser(add_help=False)
@@ -392,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--older-than", type=int, default=7 * 24 * 3600, help="seconds")
     purge.set_defaults(func=cmd_purge_requests)
+
+    sub.add_parser(
+        "purge-events",
+        parents=[common],
+        help="delete change-feed events older than NOTES_EVENT_RETENTION_DAYS",
+    ).set_defaults(func=cmd_purge_events)
 
     audit = sub.add_parser("audit", parents=[common], help="a note's audit trail")
     audit.add_argument("note_id")

@@ -114,7 +114,34 @@ class Settings:
     deleted_retention_days: int = field(
         default_factory=lambda: _env_int("NOTES_DELETED_RETENTION_DAYS", 30)
     )
+    # The change feed (README "Events").
+    event_retention_days: int = field(
+        default_factory=lambda: _env_int("NOTES_EVENT_RETENTION_DAYS", 30)
+    )
+    event_heartbeat_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_EVENT_HEARTBEAT_SECONDS", 15.0)
+    )
+    event_poll_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_EVENT_POLL_SECONDS", 0.25)
+    )
+    event_purge_interval_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_EVENT_PURGE_INTERVAL_SECONDS", 3600.0)
+    )
+    # Each WatchEvents stream holds one of the threads; 0: a quarter of them.
+    max_watchers: int = field(default_factory=lambda: _env_int("NOTES_MAX_WATCHERS", 0))
+    events_nats_url: str = field(
+        default_factory=lambda: os.environ.get("NOTES_EVENTS_NATS_URL", "")
+    )
+    events_nats_stream: str = field(
+        default_factory=lambda: os.environ.get("NOTES_EVENTS_NATS_STREAM", "NOTES")
+    )
+    events_nats_subject_prefix: str = field(
+        default_factory=lambda: os.environ.get("NOTES_EVENTS_NATS_SUBJECT_PREFIX", "notes")
+    )
     http_enabled: bool = True
+
+    def effective_max_watchers(self) -> int:
+        return self.max_watchers if self.max_watchers > 0 else max(1, self.threads // 4)
 
     def resolved_secret_keys(self) -> list[str]:
         """NOTES_SECRET_KEYS (comma-separated), or one key kept in var/secret-keys."""

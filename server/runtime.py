@@ -268,6 +268,7 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> int:
 
 
 def _serve(settings: Settings, reuse_port: bool) -> int:
+    from .events import background as events_background
     from .gateway.app import create_app
     from .rpc import convert
     from .rpc.server import create_server
@@ -283,6 +284,7 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         memo.resize(settings.note_cache)
     running = create_server(settings, reuse_port=reuse_port)
     running.server.start()
+    background = events_background.start(settings)  # purging; publishing to NATS if set
     event = {"event": "serving", "pid": os.getpid(), "grpc_port": running.port}
 
     def serving() -> bool:
@@ -325,6 +327,7 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
     stopped = running.stop(settings.grace_seconds)
     log.info(json.dumps({"event": "draining", "grace_seconds": settings.grace_seconds}))
     stopped.wait()
+    background.stop()
     db.close()
     log.info(json.dumps({"event": "stopped", "pid": os.getpid()}))
     return 0

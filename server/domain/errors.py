@@ -132,3 +132,15 @@ class DeadlineExceeded(DomainError):
 class CallerGone(DomainError):
     kind = Kind.CANCELLED
     reason = "CALLER_GONE"
+
+
+class EventCursorExpired(DomainError):
+    """A change-feed cursor older than the retention period: events after it may be gone."""
+
+    kind = Kind.PRECONDITION
+    reason = "EVENT_CURSOR_EXPIRED"
+
+
+class TooManyWatchers(DomainError):
+    kind = Kind.EXHAUSTED
+    reason = "TOO_MANY_WATCHERS"

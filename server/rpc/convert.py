@@ -235,3 +235,7 @@ def subject_out(s: m.Subject) -> pb.Subject:
         update_time=time_out(s.update_time),
         archive_time=time_out(s.archive_time),
     )
+
+
+def surface_out(s: m.Surface) -> int:
+    return _SURFACES_OUT[s]

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
-from notes.v1 import notes_pb2, notes_pb2_grpc
+from notes.v1 import events_pb2, events_pb2_grpc, notes_pb2, notes_pb2_grpc
 
 from ..config import Settings
 from ..domain.paging import PageTokens
+from ..service import events
 from ..service.credentials import Authenticator, SecretBox
 from ..service.limits import RateLimiter
 from . import interceptors
+from .events_servicer import EventsServicer
 from .servicer import AccessServicer, NotesServicer, SubjectsServicer
 
 log = logging.getLogger("notes.server")
@@ -24,6 +26,7 @@ log = logging.getLogger("notes.server")
 NOTES_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["NotesService"].full_name
 SUBJECTS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["SubjectsService"].full_name
 ACCESS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
+EVENTS_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
@@ -36,6 +39,7 @@ class RunningServer:
     def stop(self, grace: float) -> threading.Event:
         """NOT_SERVING first, then refuse new calls and let in-flight ones finish."""
         self.health.enter_graceful_shutdown()
+        events.FEED.close()  # WatchEvents streams end now, not when the grace runs out
         return self.server.stop(grace)
 
 
@@ -96,16 +100,18 @@ def create_server(
     notes_pb2_grpc.add_NotesServiceServicer_to_server(NotesServicer(tokens), server)
     notes_pb2_grpc.add_SubjectsServiceServicer_to_server(SubjectsServicer(tokens), server)
     notes_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(), server)
+    events_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(settings), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE):
+    for name in ("", NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE, EVENTS_SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     names = (
         NOTES_SERVICE,
         SUBJECTS_SERVICE,
         ACCESS_SERVICE,
+        EVENTS_SERVICE,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
         REFLECTION_V1,

@@ -302,6 +302,18 @@ def _erasures(engine: Engine) -> list[str]:
     ]
 
 
+def _feed_positions(engine: Engine) -> list[str]:
+    """Where each follower of the outbox (the NATS publisher) has got to: server/store/feed.py."""
+    return [
+        """CREATE TABLE feed_positions (
+    consumer TEXT PRIMARY KEY,
+    txid BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    update_time BIGINT NOT NULL
+)"""
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
@@ -309,6 +321,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (4, "the change feed's outbox", _events),
     (6, "OAuth 1.0a secrets and nonces; substring search", _legacy_clients),
     (7, "erasure records", _erasures),
+    (9, "positions of the change feed's followers", _feed_positions),
 ]
 
 LATEST = MIGRATIONS[-1][0]
