@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
-from notes.v1 import notes_pb2, notes_pb2_grpc
+from notes.v1 import notes_pb2, notes_pb2_grpc, webhooks_pb2, webhooks_pb2_grpc
 
 from ..config import Settings
 from ..domain.paging import PageTokens
@@ -18,12 +18,14 @@ from ..service.credentials import Authenticator
 from ..service.limits import RateLimiter
 from . import interceptors
 from .servicer import AccessServicer, NotesServicer, SubjectsServicer
+from .webhooks import WebhooksServicer
 
 log = logging.getLogger("notes.server")
 
 NOTES_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["NotesService"].full_name
 SUBJECTS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["SubjectsService"].full_name
 ACCESS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
+WEBHOOKS_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhooksService"].full_name
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
@@ -73,16 +75,18 @@ def create_server(
     notes_pb2_grpc.add_NotesServiceServicer_to_server(NotesServicer(tokens), server)
     notes_pb2_grpc.add_SubjectsServiceServicer_to_server(SubjectsServicer(), server)
     notes_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(), server)
+    webhooks_pb2_grpc.add_WebhooksServiceServicer_to_server(WebhooksServicer(tokens), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE):
+    for name in ("", NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE, WEBHOOKS_SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     names = (
         NOTES_SERVICE,
         SUBJECTS_SERVICE,
         ACCESS_SERVICE,
+        WEBHOOKS_SERVICE,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
         REFLECTION_V1,

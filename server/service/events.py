@@ -10,6 +10,7 @@ import ulid
 
 from ..domain.model import Note, Principal, Surface, Visibility
 from ..store import outbox
+from . import webhooks
 
 CREATED = "note.created"
 UPDATED = "note.updated"
@@ -65,4 +66,6 @@ def record(
     }
     subject = (after.subject.type.value, after.subject.id, after.subject.parent_id)
     for event_type in emitted(action, before, after):
-        outbox.append(p.org, new_event_id(), event_type, after.id, subject, at, payload)
+        event_id = new_event_id()
+        outbox.append(p.org, event_id, event_type, after.id, subject, at, payload)
+        webhooks.fan_out(p.org, event_id, event_type, at)
