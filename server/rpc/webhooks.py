@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from notes.v1 import webhooks_pb2 as pb
 from notes.v1 import webhooks_pb2_grpc as pb_grpc
 
+from ..domain.errors import ValidationFailed
 from ..domain.paging import PageTokens
 from ..service import webhooks
 from ..store.webhooks import DELIVERED, FAILED, PENDING, DeliveryRow, WebhookRow
@@ -45,6 +49,21 @@ def delivery_out(d: DeliveryRow) -> pb.WebhookDelivery:
     )
 
 
+@contextlib.contextmanager
+def _webhook_at() -> Iterator[None]:
+    """Field violations named by their path in the request: the webhook's fields sit under
+    `webhook` (AIP-193)."""
+    try:
+        yield
+    except ValidationFailed as e:
+        raise ValidationFailed(
+            [
+                (f"webhook.{f}" if f.split("[")[0] in webhooks.UPDATABLE else f, d)
+                for f, d in e.violations
+            ]
+        ) from None
+
+
 def _mask(w: pb.Webhook, paths: list[str]) -> tuple[str, ...]:
     """AIP-134: an empty mask means the fields that are set; "*" means all of them."""
     if paths == ["*"]:
@@ -61,9 +80,10 @@ class WebhooksServicer(pb_grpc.WebhooksServiceServicer):
 
     def CreateWebhook(self, request, context) -> pb.CreateWebhookResponse:
         w = request.webhook
-        out, secret, replayed = webhooks.create_webhook(
-            current().principal, w.url, list(w.event_types), w.enabled, request.request_id
-        )
+        with _webhook_at():
+            out, secret, replayed = webhooks.create_webhook(
+                current().principal, w.url, list(w.event_types), w.enabled, request.request_id
+            )
         return pb.CreateWebhookResponse(
             webhook=webhook_out(out), secret=secret, idempotency_status=c.status_out(replayed)
         )
@@ -83,15 +103,16 @@ class WebhooksServicer(pb_grpc.WebhooksServiceServicer):
 
     def UpdateWebhook(self, request, context) -> pb.UpdateWebhookResponse:
         w = request.webhook
-        out, replayed = webhooks.update_webhook(
-            current().principal,
-            w.id,
-            w.url,
-            list(w.event_types),
-            w.enabled,
-            _mask(w, list(request.update_mask.paths)),
-            request.request_id,
-        )
+        with _webhook_at():
+            out, replayed = webhooks.update_webhook(
+                current().principal,
+                w.id,
+                w.url,
+                list(w.event_types),
+                w.enabled,
+                _mask(w, list(request.update_mask.paths)),
+                request.request_id,
+            )
         return pb.UpdateWebhookResponse(
             webhook=webhook_out(out), idempotency_status=c.status_out(replayed)
         )
