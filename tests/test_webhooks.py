@@ -5,17 +5,34 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
+import uuid
 
 import grpc
 import httpx
 import pytest
+from cryptography.fernet import Fernet, MultiFernet
 from notes.v1 import notes_pb2 as pb
+from notes.v1 import notes_pb2_grpc as pb_grpc
 from notes.v1 import webhooks_pb2 as wpb
 from notes.v1 import webhooks_pb2_grpc as wpb_grpc
 
+from server import delivery
+from server.config import Settings
+from server.domain import model as m
+from server.service import credentials, sealing
 from server.store import repository as repo
+from server.store import webhooks as store
 
-from .conftest import bad_fields, error_info, start_service, stop_service
+from .conftest import (
+    JWT_SECRET,
+    bad_fields,
+    error_info,
+    make_database,
+    start_service,
+    stop_service,
+)
 from .gateway.conftest import admin_jwt, bearer
 from .webhook_receiver import Receiver
 
@@ -352,3 +369,125 @@ def test_private_and_non_http_urls_are_refused_at_creation(guarded, tenant, url)
             )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_fields(err.value) == {"webhook.url"}
+
+
+def _claimed(url: str, secret: str) -> store.Claimed:
+    """A delivery as the worker claims it, of a plain note.created event."""
+    note = m.Note(
+        subject=m.SubjectRef(m.SubjectType.CUSTOMER, "cus_1"),
+        author=m.Author(m.AuthorType.USER, "user_1"),
+        id="note_1",
+        org="org_x",
+    )
+    payload = {
+        "note": note.to_json(),
+        "actor": {"type": "user", "id": "user_1", "display_name": ""},
+        "surface": "grpc",
+        "request_id": "",
+        "api_key_id": "",
+        "purpose": "",
+    }
+    return store.Claimed(
+        seq=1,
+        webhook_id="wh_1",
+        event_id="evt_1",
+        event_type="note.created",
+        attempts=0,
+        url=url,
+        sealed_secret=sealing.seal(secret.encode()),
+        lease_until=0,
+        event=("evt_1", "org_x", "note.created", 1_700_000_000_000_000, json.dumps(payload)),
+    )
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_delivery_connects_only_to_checked_addresses(monkeypatch, host):
+    """At delivery the name is resolved and each address checked before connecting: a URL
+    that passed at creation and now resolves to a private address reaches nothing."""
+    monkeypatch.setattr(sealing, "_keys", MultiFernet([Fernet(Fernet.generate_key())]))
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    with Receiver() as receiver:
+        url = f"http://{host}:{receiver.port}/hooks"
+        guarded_settings = Settings(webhook_allow_private=False, webhook_timeout_seconds=5)
+        with delivery.client(guarded_settings) as http:
+            refused = delivery.attempt(http, _claimed(url, secret), guarded_settings)
+        assert refused.status == 0 and "not a public address (loopback)" in refused.error
+        assert receiver.received == []
+        open_settings = Settings(webhook_allow_private=True, webhook_timeout_seconds=5)
+        with delivery.client(open_settings) as http:
+            sent = delivery.attempt(http, _claimed(url, secret), open_settings)
+        assert sent.delivered
+        (got,) = receiver.received
+        assert got.verified(secret)["data"]["note"]["id"] == "note_1"
+
+
+@pytest.mark.slow
+def test_sigkill_while_the_receiver_hangs_loses_no_delivery(service, tmp_path):
+    """The service is killed while attempts hang on a receiver that never answers; after a
+    restart, with the receiver up on the same port, every event is delivered."""
+    url, drop = make_database(service.engine, tmp_path)
+    env = {
+        "NOTES_WEBHOOK_TIMEOUT_SECONDS": "1",
+        "NOTES_WEBHOOK_RETRY_SECONDS": ",".join(["0.3"] * 60),
+    }
+    hanging = socket.socket()
+    hanging.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(64)  # connections complete in the backlog; nothing ever answers
+    port = hanging.getsockname()[1]
+    org = "org_" + uuid.uuid4().hex[:10]
+    token = credentials.mint_token(JWT_SECRET, org, "user_1", [*HOOK_SCOPES, "subjects:write"], 600)
+    auth = (("authorization", f"Bearer {token}"),)
+    victim = start_service(url, tmp_path, "--no-http", env_extra=env)
+    revived = None
+    try:
+        with grpc.insecure_channel(victim.grpc_target) as ch:
+            pb_grpc.SubjectsServiceStub(ch).UpsertSubject(
+                pb.UpsertSubjectRequest(
+                    subject=pb.Subject(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
+                ),
+                metadata=auth,
+            )
+            created = wpb_grpc.WebhooksServiceStub(ch).CreateWebhook(
+                wpb.CreateWebhookRequest(
+                    webhook=wpb.Webhook(
+                        url=f"http://127.0.0.1:{port}/hooks",
+                        event_types=["note.created"],
+                        enabled=True,
+                    )
+                ),
+                metadata=auth,
+            )
+            notes = pb_grpc.NotesServiceStub(ch)
+            ids = set()
+            for i in range(5):
+                note = pb.Note(
+                    subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1"),
+                    body=f"crash {i}",
+                )
+                ids.add(notes.CreateNote(pb.CreateNoteRequest(note=note), metadata=auth).note.id)
+        attempts(victim, created.webhook.id, lambda a: len(a) >= 2)  # timed out, in flight
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        hanging.close()
+        with Receiver(port=port) as receiver:
+            revived = start_service(url, tmp_path, "--no-http", env_extra=env)
+
+            def every_note(got) -> bool:
+                return ids <= {r.json["data"]["note"]["id"] for r in got}
+
+            got = receiver.wait_for(every_note, timeout=60)
+            by_note: dict[str, set[str]] = {}
+            for r in got:
+                payload = r.verified(created.secret)
+                by_note.setdefault(payload["data"]["note"]["id"], set()).add(
+                    r.headers["webhook-id"]
+                )
+            assert set(by_note) == ids
+            assert all(len(event_ids) == 1 for event_ids in by_note.values())
+    finally:
+        hanging.close()
+        for svc in (victim, revived):
+            if svc is not None:
+                stop_service(svc)
+        drop()
