@@ -44,6 +44,9 @@ USER_AGENT = "notes-webhooks/1"
 # A lease outlives an attempt by this much: a worker that still holds it has stopped.
 LEASE_MARGIN_SECONDS = 5.0
 RESPONSE_READ_MAX = 64 * 1024
+# Deliveries of one webhook taken under one lease and recorded in one transaction (sent one
+# at a time, in order): a crash re-sends at most this many.
+BATCH = 50
 
 
 # --- the payload ---------------------------------------------------------------------------
@@ -214,48 +217,70 @@ class Deliverer:
     def _lease_us(self) -> int:
         return int((self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS) * 1e6)
 
-    def _claim(self) -> store.Claimed | None:
+    def _claim(self) -> list[store.Claimed]:
         now = now_us()
+        with repo.reading():  # SQLite: no write lock taken while there is nothing to do
+            if not store.any_due(now):
+                return []
         with repo.writing():
-            return store.claim(now, now + self._lease_us())
+            return store.claim(now, now + self._lease_us(), BATCH)
 
-    def _record(self, claimed: store.Claimed, outcome: Outcome) -> None:
-        now = now_us()
-        attempts = claimed.attempts + 1
-        gone = outcome.status == 410
-        state, next_at = store.DELIVERED, now
-        if not outcome.delivered:
-            delay = (
-                None if gone else next_attempt_after(attempts, self.settings.webhook_retry_seconds)
-            )
-            state = store.FAILED if delay is None else store.PENDING
-            next_at = now if delay is None else now + int(delay * 1e6)
+    def _send(self, http: httpx.Client, batch: list[store.Claimed]) -> list[tuple]:
+        """Sends the batch in order while the receiver takes them and the lease can cover
+        another attempt; (delivery, outcome, when) for each attempted."""
+        done = []
+        for claimed in batch:
+            if self._stopping.is_set() and done:
+                break
+            left = claimed.lease_until - now_us()
+            if done and left < (self.settings.webhook_timeout_seconds + 1) * 1e6:
+                break
+            outcome = attempt(http, claimed, self.settings)
+            done.append((claimed, outcome, now_us()))
+            if not outcome.delivered:
+                break  # later events wait: per webhook, event order
+        return done
+
+    def _record(self, done: list[tuple]) -> None:
+        """The outcomes of one batch, in one transaction that also ends the lease."""
+        logged = []
         with repo.writing():
-            store.record(
-                claimed,
-                state=state,
-                status=outcome.status,
-                error=outcome.error,
-                attempted_at=now,
-                next_attempt_time=next_at,
-            )
-            if gone:
-                store.disable(claimed.webhook_id, "the receiver answered 410 Gone", now)
+            if not store.release(done[0][0], now_us()):
+                return
+            for claimed, outcome, at in done:
+                attempts = claimed.attempts + 1
+                gone = outcome.status == 410
+                state, next_at = store.DELIVERED, at
+                if not outcome.delivered:
+                    schedule = self.settings.webhook_retry_seconds
+                    delay = None if gone else next_attempt_after(attempts, schedule)
+                    state = store.FAILED if delay is None else store.PENDING
+                    next_at = at if delay is None else at + int(delay * 1e6)
+                store.record(
+                    claimed,
+                    state=state,
+                    status=outcome.status,
+                    error=outcome.error,
+                    attempted_at=at,
+                    next_attempt_time=next_at,
+                )
+                if gone:
+                    store.disable(claimed.webhook_id, "the receiver answered 410 Gone", at)
+                logged.append((claimed, outcome, attempts, state))
         # TODO(metrics, issue 13): count deliveries by result here (state, outcome.status),
-        # and pending deliveries (-1 when state is not PENDING).
-        log.info(
-            json.dumps(
-                {
-                    "event": "webhook_attempt",
-                    "webhook_id": claimed.webhook_id,
-                    "event_id": claimed.event_id,
-                    "attempt": attempts,
-                    "status": outcome.status,
-                    "state": state,
-                    **({"error": outcome.error} if outcome.error else {}),
-                }
-            )
-        )
+        # and pending deliveries (-1 for each whose state is not PENDING).
+        for claimed, outcome, attempts, state in logged:
+            entry = {
+                "event": "webhook_attempt",
+                "webhook_id": claimed.webhook_id,
+                "event_id": claimed.event_id,
+                "attempt": attempts,
+                "status": outcome.status,
+                "state": state,
+            }
+            if outcome.error:
+                entry["error"] = outcome.error
+            log.info(json.dumps(entry))
 
     def _run(self) -> None:
         poll = self.settings.webhook_poll_seconds
@@ -263,14 +288,14 @@ class Deliverer:
             while not self._stopping.is_set():
                 seen = service.signals
                 try:
-                    claimed = self._claim()
+                    batch = self._claim()
                 except Exception:  # noqa: BLE001 - the store is down: try again later
                     log.exception("claiming a webhook delivery failed")
                     self._stopping.wait(poll)
                     continue
-                if claimed is not None:
+                if batch:
                     try:
-                        self._record(claimed, attempt(http, claimed, self.settings))
+                        self._record(self._send(http, batch))
                     except Exception:  # noqa: BLE001 - the lease expires and it is retried
                         log.exception("a webhook delivery failed unrecorded")
                     continue

@@ -306,4 +306,4 @@ def fan_out(org: str, event_id: str, event_type: str, at: int) -> None:
         # TODO(metrics, issue 13): count pending deliveries here (+rowcount).
         with DUE:
             signals += 1
-            DUE.notify_all()
+            DUE.notify()

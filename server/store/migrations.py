@@ -216,6 +216,7 @@ def _webhooks(engine: Engine) -> list[str]:
     enabled INTEGER NOT NULL,
     disabled_reason TEXT NOT NULL DEFAULT '',
     sealed_secret TEXT NOT NULL,
+    lease_until BIGINT NOT NULL DEFAULT 0,
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL
 )""",
@@ -232,12 +233,11 @@ def _webhooks(engine: Engine) -> list[str]:
     last_error TEXT NOT NULL DEFAULT '',
     next_attempt_time BIGINT NOT NULL,
     last_attempt_time BIGINT,
-    locked_until BIGINT NOT NULL DEFAULT 0,
     create_time BIGINT NOT NULL,
     UNIQUE (webhook_id, event_id)
 )""",
         "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq)",
-        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_time, seq)"
+        "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, seq)"
         " WHERE state = 'pending'",
     ]
 

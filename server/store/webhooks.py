@@ -197,37 +197,73 @@ def deliveries(org: str, webhook_id: str, after_seq: int, limit: int) -> list[De
     return [DeliveryRow(*r) for r in rows]
 
 
-# One due delivery whose webhook has nothing in flight and no older due delivery: per
-# webhook one delivery at a time, the oldest due first.
-_CLAIM = """
-SELECT d."seq", d."webhook_id", d."event_id", d."event_type", d."attempts", w."url",
-       w."sealed_secret", e."id", e."org", e."type", e."event_time", e."payload"
-FROM "webhook_deliveries" d
-JOIN "webhooks" w ON w."id" = d."webhook_id"
-LEFT JOIN "events" e ON e."id" = d."event_id"
-WHERE d."state" = 'pending' AND d."next_attempt_time" <= ? AND d."locked_until" <= ?
-  AND w."enabled" = 1
-  AND NOT EXISTS (
-    SELECT 1 FROM "webhook_deliveries" o
-    WHERE o."webhook_id" = d."webhook_id" AND o."state" = 'pending' AND o."seq" <> d."seq"
-      AND (o."locked_until" > ? OR (o."seq" < d."seq" AND o."next_attempt_time" <= ?))
+# The webhook served least recently that is enabled, not leased (no delivery in flight) and
+# has a due pending delivery. The lease is the webhook's: one delivery in flight per webhook.
+_CLAIM_WEBHOOK = """
+SELECT w."id", w."url", w."sealed_secret" FROM "webhooks" w
+WHERE w."enabled" = 1 AND w."lease_until" <= ?
+  AND EXISTS (
+    SELECT 1 FROM "webhook_deliveries" d
+    WHERE d."webhook_id" = w."id" AND d."state" = 'pending' AND d."next_attempt_time" <= ?
   )
-ORDER BY d."next_attempt_time", d."seq"
+ORDER BY w."lease_until"
 LIMIT 1
 """
 
+# Its oldest due deliveries, with their events.
+_OLDEST_DUE = """
+SELECT d."seq", d."event_id", d."event_type", d."attempts",
+       e."id", e."org", e."type", e."event_time", e."payload"
+FROM "webhook_deliveries" d
+LEFT JOIN "events" e ON e."id" = d."event_id"
+WHERE d."webhook_id" = ? AND d."state" = 'pending' AND d."next_attempt_time" <= ?
+ORDER BY d."seq"
+LIMIT ?
+"""
 
-def claim(now: int, lease_until: int) -> Claimed | None:
-    """Inside writing(): takes one due delivery until lease_until, or None."""
-    skip = " FOR UPDATE OF d SKIP LOCKED" if db.current().is_postgres else ""
-    row = _execute(_CLAIM + skip, (now, now, now, now)).fetchone()
-    if row is None:
-        return None
-    _execute(
-        'UPDATE "webhook_deliveries" SET "locked_until" = ? WHERE "seq" = ?', (lease_until, row[0])
+
+def any_due(now: int) -> bool:
+    """Whether claim() may find something (a cheap read before taking a write lock)."""
+    return _execute(_CLAIM_WEBHOOK, (now, now)).fetchone() is not None
+
+
+def claim(now: int, lease_until: int, batch: int = 1) -> list[Claimed]:
+    """Inside writing(): leases the least recently served webhook with due deliveries until
+    lease_until and returns up to batch of its oldest due deliveries, in order."""
+    skip = " FOR UPDATE OF w SKIP LOCKED" if db.current().is_postgres else ""
+    hook = _execute(_CLAIM_WEBHOOK + skip, (now, now)).fetchone()
+    if hook is None:
+        return []
+    rows = _execute(_OLDEST_DUE, (hook[0], now, int(batch))).fetchall()
+    if not rows:
+        return []
+    _execute('UPDATE "webhooks" SET "lease_until" = ? WHERE "id" = ?', (lease_until, hook[0]))
+    return [
+        Claimed(
+            seq=row[0],
+            webhook_id=hook[0],
+            event_id=row[1],
+            event_type=row[2],
+            attempts=row[3],
+            url=hook[1],
+            sealed_secret=hook[2],
+            lease_until=lease_until,
+            event=row[4:] if row[4] is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def release(c: Claimed, now: int) -> bool:
+    """Inside writing(): ends the webhook's lease; False when it is no longer ours (it
+    expired and another worker took the webhook over: its outcome counts, not ours)."""
+    return (
+        _execute(
+            'UPDATE "webhooks" SET "lease_until" = ? WHERE "id" = ? AND "lease_until" = ?',
+            (now, c.webhook_id, c.lease_until),
+        ).rowcount
+        > 0
     )
-    event = row[7:] if row[7] is not None else None
-    return Claimed(*row[:7], lease_until=lease_until, event=event)
 
 
 def record(
@@ -238,23 +274,11 @@ def record(
     error: str,
     attempted_at: int,
     next_attempt_time: int,
-) -> bool:
-    """Inside writing(): the outcome of an attempt, if the lease is still ours."""
-    return (
-        _execute(
-            'UPDATE "webhook_deliveries" SET "state" = ?, "attempts" = "attempts" + 1,'
-            ' "last_status" = ?, "last_error" = ?, "last_attempt_time" = ?,'
-            ' "next_attempt_time" = ?, "locked_until" = 0'
-            ' WHERE "seq" = ? AND "locked_until" = ?',
-            (state, status, error, attempted_at, next_attempt_time, c.seq, c.lease_until),
-        ).rowcount
-        > 0
+) -> None:
+    """Inside writing(), after release() said the lease was ours: one attempt's outcome."""
+    _execute(
+        'UPDATE "webhook_deliveries" SET "state" = ?, "attempts" = "attempts" + 1,'
+        ' "last_status" = ?, "last_error" = ?, "last_attempt_time" = ?,'
+        ' "next_attempt_time" = ? WHERE "seq" = ? AND "state" = \'pending\'',
+        (state, status, error, attempted_at, next_attempt_time, c.seq),
     )
-
-
-def next_due() -> int | None:
-    """When the earliest pending delivery is due (microseconds), if any."""
-    row = _execute(
-        'SELECT min("next_attempt_time") FROM "webhook_deliveries" WHERE "state" = \'pending\''
-    ).fetchone()
-    return row[0] if row and row[0] is not None else None
