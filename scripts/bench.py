@@ -1113,6 +1113,11 @@ def bench_import(count: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--webhooks" in argv:  # a section of its own: scripts/bench_webhooks.py
+        import bench_webhooks
+
+        return bench_webhooks.main([a for a in argv if a != "--webhooks"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--notes", type=int, default=1_000_000)
     p.add_argument("--small-notes", type=int, default=10_000, help="0: skip the 10k comparison")

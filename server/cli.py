@@ -295,6 +295,85 @@ def cmd_purge_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook_json(w, secret: str = "") -> dict:
+    out = {
+        "id": w.id,
+        "org": w.org,
+        "url": w.url,
+        "event_types": list(w.event_types),
+        "enabled": w.enabled,
+        "disabled_reason": w.disabled_reason,
+        "create_time_us": w.create_time,
+    }
+    return {**out, "secret": secret} if secret else out
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from .domain.paging import PageTokens
+    from .service import webhooks
+    from .store import repository as repo
+    from .store import webhooks as store
+
+    settings = _settings(args)
+    _open(settings)
+    tokens = PageTokens(settings.resolved_jwt_secret().encode())
+    org = getattr(args, "org", None)
+    if org is None:  # the operator names a webhook by id alone
+        with repo.reading():
+            org = store.org_of(args.id)
+        if org is None:
+            print(f"error: no webhook {args.id}", file=sys.stderr)
+            return 1
+    principal = Principal(
+        org=org,
+        author=Author(AuthorType.SYSTEM, "cli"),
+        scopes=frozenset({Scope.WEBHOOKS_WRITE.value}),
+    )
+    command = args.webhooks_command
+    if command == "create":
+        types = [t for t in (args.events or "").split(",") if t]
+        w, secret, _ = webhooks.create_webhook(principal, args.url, types, not args.disabled)
+        _print(_webhook_json(w, secret))
+    elif command == "list":
+        out, token = [], ""
+        while True:
+            rows, token = webhooks.list_webhooks(principal, 1000, token, tokens)
+            out.extend(_webhook_json(w) for w in rows)
+            if not token:
+                break
+        _print(out)
+    elif command == "delete":
+        webhooks.delete_webhook(principal, args.id)
+        _print({"id": args.id, "deleted": True})
+    else:
+        out, token = [], ""
+        while True:
+            rows, token = webhooks.list_deliveries(principal, args.id, 1000, token, tokens)
+            out.extend(
+                {
+                    "event_id": d.event_id,
+                    "event_type": d.event_type,
+                    "state": d.state,
+                    "attempts": d.attempts,
+                    "last_status": d.last_status,
+                    "last_error": d.last_error,
+                    "next_attempt_time_us": d.next_attempt_time,
+                    "last_attempt_time_us": d.last_attempt_time,
+                }
+                for d in rows
+            )
+            if not token:
+                break
+        _print(out)
+    return 0
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    from .delivery import deliver_forever
+
+    return deliver_forever(_settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notes", description="The notes service.")
     common = argparse.ArgumentParser(add_help=False)
@@ -324,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--org", required=True)
     create.add_argument("--actor-id", required=True)
     create.add_argument("--display-name", required=True)
-    create.add_argument("--scopes", default="notes:read,notes:write")
+    create.add_argument(
+        "--scopes",
+        default="notes:read,notes:write",
+        help="comma-separated: " + ",".join(s.value for s in Scope),
+    )
     create.add_argument("--purpose", required=True)
     create.add_argument("--expires-in", type=int, help="seconds")
     revoke = keys.add_parser("revoke", parents=[common])
@@ -340,7 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", parents=[common], help="mint an HS256 JWT")
     token.add_argument("--org", required=True)
     token.add_argument("--actor-id", required=True)
-    token.add_argument("--scopes", default="notes:read,notes:write")
+    token.add_argument(
+        "--scopes",
+        default="notes:read,notes:write",
+        help="comma-separated: " + ",".join(s.value for s in Scope),
+    )
     token.add_argument("--ttl", type=int, default=3600, help="seconds")
     token.add_argument("--name", help="display name claim")
     token.set_defaults(func=cmd_token)
@@ -407,6 +494,25 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="delete change-feed events older than NOTES_EVENT_RETENTION_DAYS",
     ).set_defaults(func=cmd_purge_events)
+    hooks = sub.add_parser("webhooks", help="webhooks (Standard Webhooks)").add_subparsers(
+        dest="webhooks_command", required=True
+    )
+    hook_create = hooks.add_parser("create", parents=[common])
+    hook_create.add_argument("--org", required=True)
+    hook_create.add_argument("--url", required=True)
+    hook_create.add_argument("--events", help="comma-separated event types; default: all")
+    hook_create.add_argument("--disabled", action="store_true", help="create it disabled")
+    hook_list = hooks.add_parser("list", parents=[common])
+    hook_list.add_argument("--org", required=True)
+    hook_delete = hooks.add_parser("delete", parents=[common])
+    hook_delete.add_argument("id")
+    hook_deliveries = hooks.add_parser("deliveries", parents=[common])
+    hook_deliveries.add_argument("id")
+    for p in (hook_create, hook_list, hook_delete, hook_deliveries):
+        p.set_defaults(func=cmd_webhooks)
+
+    deliver = sub.add_parser("deliver", parents=[common], help="only deliver webhooks")
+    deliver.set_defaults(func=cmd_deliver)
 
     audit = sub.add_parser("audit", parents=[common], help="a note's audit trail")
     audit.add_argument("note_id")

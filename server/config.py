@@ -25,6 +25,17 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _env_floats(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    return tuple(float(part) for part in value.split(",") if part.strip())
+
+
+# Standard Webhooks' schedule: after the first attempt, retries this many seconds later.
+WEBHOOK_RETRY_SECONDS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
 @dataclass
 class Settings:
     grpc_addr: str = field(
@@ -137,6 +148,24 @@ class Settings:
     )
     events_nats_subject_prefix: str = field(
         default_factory=lambda: os.environ.get("NOTES_EVENTS_NATS_SUBJECT_PREFIX", "notes")
+    )
+    # Webhooks (server/delivery.py): whether `notes serve` delivers, with how many threads.
+    webhook_delivery: bool = field(
+        default_factory=lambda: os.environ.get("NOTES_WEBHOOK_DELIVERY", "1") != "0"
+    )
+    webhook_workers: int = field(default_factory=lambda: _env_int("NOTES_WEBHOOK_WORKERS", 4))
+    webhook_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+    )
+    webhook_retry_seconds: tuple[float, ...] = field(
+        default_factory=lambda: _env_floats("NOTES_WEBHOOK_RETRY_SECONDS", WEBHOOK_RETRY_SECONDS)
+    )
+    webhook_poll_seconds: float = field(
+        default_factory=lambda: _env_float("NOTES_WEBHOOK_POLL_SECONDS", 0.25)
+    )
+    # 1: webhook URLs may name loopback and private addresses (tests, single-host setups).
+    webhook_allow_private: bool = field(
+        default_factory=lambda: os.environ.get("NOTES_WEBHOOK_ALLOW_PRIVATE", "") == "1"
     )
     http_enabled: bool = True
 

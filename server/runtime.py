@@ -285,6 +285,11 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
     running = create_server(settings, reuse_port=reuse_port)
     running.server.start()
     background = events_background.start(settings)  # purging; publishing to NATS if set
+    deliverer = None
+    if settings.webhook_delivery:
+        from .delivery import Deliverer
+
+        deliverer = Deliverer(settings).start()
     event = {"event": "serving", "pid": os.getpid(), "grpc_port": running.port}
 
     def serving() -> bool:
@@ -326,6 +331,8 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         _next_signal(signals, settings.shutdown_delay_seconds)
     stopped = running.stop(settings.grace_seconds)
     log.info(json.dumps({"event": "draining", "grace_seconds": settings.grace_seconds}))
+    if deliverer is not None:
+        deliverer.stop(settings.grace_seconds)  # alongside the drain: the same grace period
     stopped.wait()
     background.stop()
     db.close()

@@ -104,6 +104,9 @@ def start_service(
         "NOTES_APP_BASE_URL": "https://app.example.com",
         "NOTES_TEST_CWD": str(cwd),
         "PYTHONUNBUFFERED": "1",
+        # Webhook receivers in tests listen on 127.0.0.1, and retry within a second.
+        "NOTES_WEBHOOK_ALLOW_PRIVATE": "1",
+        "NOTES_WEBHOOK_RETRY_SECONDS": "0.2,0.2,0.2",
         **(env_extra or {}),
     }
     process = subprocess.Popen(

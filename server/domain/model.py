@@ -52,6 +52,7 @@ class Scope(enum.StrEnum):
     NOTES_READ = "notes:read"
     NOTES_WRITE = "notes:write"
     SUBJECTS_WRITE = "subjects:write"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 @dataclass(frozen=True)

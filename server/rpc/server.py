@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
-from notes.v1 import events_pb2, events_pb2_grpc, notes_pb2, notes_pb2_grpc
+from notes.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    notes_pb2,
+    notes_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
+)
 
 from ..config import Settings
 from ..domain.paging import PageTokens
@@ -20,6 +27,7 @@ from ..service.limits import RateLimiter
 from . import interceptors
 from .events_servicer import EventsServicer
 from .servicer import AccessServicer, NotesServicer, SubjectsServicer
+from .webhooks import WebhooksServicer
 
 log = logging.getLogger("notes.server")
 
@@ -27,6 +35,7 @@ NOTES_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["NotesService"].full_name
 SUBJECTS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["SubjectsService"].full_name
 ACCESS_SERVICE = notes_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
 EVENTS_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name
+WEBHOOKS_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhooksService"].full_name
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
@@ -101,10 +110,12 @@ def create_server(
     notes_pb2_grpc.add_SubjectsServiceServicer_to_server(SubjectsServicer(tokens), server)
     notes_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(), server)
     events_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(settings), server)
+    webhooks_pb2_grpc.add_WebhooksServiceServicer_to_server(WebhooksServicer(tokens), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE, EVENTS_SERVICE):
+    services = (NOTES_SERVICE, SUBJECTS_SERVICE, ACCESS_SERVICE, EVENTS_SERVICE, WEBHOOKS_SERVICE)
+    for name in ("", *services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     names = (
@@ -112,6 +123,7 @@ def create_server(
         SUBJECTS_SERVICE,
         ACCESS_SERVICE,
         EVENTS_SERVICE,
+        WEBHOOKS_SERVICE,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
         REFLECTION_V1,

@@ -21,6 +21,7 @@ from ..domain.model import Author, Note, Principal, SubjectRef, SubjectType, Sur
 from ..domain.validation import Violations, check_id
 from ..store import outbox
 from ..store import repository as repo
+from . import webhooks
 from .clock import now_us
 
 CREATED = "note.created"
@@ -77,7 +78,9 @@ def record(
     }
     subject = (after.subject.type.value, after.subject.id, after.subject.parent_id)
     for event_type in emitted(action, before, after):
-        outbox.append(p.org, new_event_id(), event_type, after.id, subject, at, payload)
+        event_id = new_event_id()
+        outbox.append(p.org, event_id, event_type, after.id, subject, at, payload)
+        webhooks.fan_out(p.org, event_id, event_type, at)
     # Before the commit, so a watcher woken now may find nothing yet; its next poll will.
     FEED.notify()
 

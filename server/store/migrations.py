@@ -314,11 +314,52 @@ def _feed_positions(engine: Engine) -> list[str]:
     ]
 
 
+def _webhooks(engine: Engine) -> list[str]:
+    """Webhooks and their deliveries (server/store/webhooks.py)."""
+    serial = "BIGSERIAL" if engine.is_postgres else "INTEGER"
+    key = "PRIMARY KEY" if engine.is_postgres else "PRIMARY KEY AUTOINCREMENT"
+    return [
+        f"""CREATE TABLE webhooks (
+    seq {serial} {key},
+    id TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    disabled_reason TEXT NOT NULL DEFAULT '',
+    sealed_secret TEXT NOT NULL,
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    create_time BIGINT NOT NULL,
+    update_time BIGINT NOT NULL
+)""",
+        "CREATE INDEX webhooks_by_org ON webhooks (org, seq)",
+        f"""CREATE TABLE webhook_deliveries (
+    seq {serial} {key},
+    webhook_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_status INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    next_attempt_time BIGINT NOT NULL,
+    last_attempt_time BIGINT,
+    create_time BIGINT NOT NULL,
+    UNIQUE (webhook_id, event_id)
+)""",
+        "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq)",
+        "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, seq)"
+        " WHERE state = 'pending'",
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
     (3, "note numbers per organization", _numbers_per_org),
     (4, "the change feed's outbox", _events),
+    (5, "webhooks and their deliveries", _webhooks),
     (6, "OAuth 1.0a secrets and nonces; substring search", _legacy_clients),
     (7, "erasure records", _erasures),
     (9, "positions of the change feed's followers", _feed_positions),
