@@ -27,14 +27,14 @@ from datetime import UTC, datetime
 import httpcore
 import httpx
 from google.protobuf import json_format
-from notes.v1 import events_pb2
 
 from .config import Settings
-from .domain import model as m
-from .rpc import convert as c
+from .rpc.event_convert import event_out
 from .service import addresses, sealing
 from .service import webhooks as service
 from .service.clock import now_us
+from .service.events import FeedEvent
+from .store import outbox
 from .store import repository as repo
 from .store import webhooks as store
 
@@ -53,25 +53,11 @@ BATCH = 50
 
 
 def event_message(event_id: str, org: str, event_type: str, at: int, payload: dict):
-    """A stored event as notes.v1.Event (its cursor left empty: it belongs to the feed)."""
-    actor = payload["actor"]
-    return events_pb2.Event(
-        id=event_id,
-        type=event_type,
-        organization=org,
-        event_time=c.time_out(at),
-        note=c.note_out(m.Note.from_json(payload["note"])),
-        actor=c.author_out(
-            m.Author(m.AuthorType(actor["type"]), actor["id"], actor["display_name"])
-        ),
-        surface=c._SURFACES_OUT[m.Surface(payload["surface"])],
-        request_id=payload.get("request_id", ""),
-        requested_via=c.pb.RequestedVia(
-            api_key_id=payload["api_key_id"], purpose=payload["purpose"]
-        )
-        if payload.get("api_key_id")
-        else None,
-    )
+    """A stored event as notes.v1.Event, as the feed renders it (its cursor left empty: it
+    belongs to the feed)."""
+    note_id = (payload.get("note") or {}).get("id", "")
+    stored = outbox.StoredEvent(0, 0, event_id, org, event_type, note_id, at, payload)
+    return event_out(FeedEvent(stored, ""))
 
 
 def body_of(event_id: str, org: str, event_type: str, at: int, payload: dict) -> str:

@@ -12,7 +12,7 @@ import uuid
 import grpc
 import httpx
 import pytest
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet
 from notes.v1 import notes_pb2 as pb
 from notes.v1 import notes_pb2_grpc as pb_grpc
 from notes.v1 import webhooks_pb2 as wpb
@@ -22,6 +22,7 @@ from server import delivery
 from server.config import Settings
 from server.domain import model as m
 from server.service import credentials, sealing
+from server.service.credentials import SecretBox
 from server.store import repository as repo
 from server.store import webhooks as store
 
@@ -404,7 +405,8 @@ def _claimed(url: str, secret: str) -> store.Claimed:
 def test_delivery_connects_only_to_checked_addresses(monkeypatch, host):
     """At delivery the name is resolved and each address checked before connecting: a URL
     that passed at creation and now resolves to a private address reaches nothing."""
-    monkeypatch.setattr(sealing, "_keys", MultiFernet([Fernet(Fernet.generate_key())]))
+    box = SecretBox([Fernet.generate_key().decode()])
+    monkeypatch.setattr(sealing, "_box", lambda: box)
     secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     with Receiver() as receiver:
         url = f"http://{host}:{receiver.port}/hooks"
