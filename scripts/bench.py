@@ -283,10 +283,12 @@ class Server:
         with self.log_path.open("rb") as f:
             f.seek(offset)
             for raw in f:
-                if not raw.startswith(b'{"method"'):
+                if b'"event": "rpc"' not in raw:
                     continue
                 with contextlib.suppress(ValueError):
                     entry = json.loads(raw)
+                    if entry.get("logger") != "notes.access":
+                        continue
                     key = f"{entry['method'].rsplit('/', 1)[-1]}:{entry['code']}"
                     counts[key] = counts.get(key, 0) + 1
         return counts

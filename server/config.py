@@ -61,7 +61,27 @@ class Settings:
         default_factory=lambda: _env_int("NOTES_RATE_LIMIT_WRITES_PER_MINUTE", 0)
     )
     note_cache: int = field(default_factory=lambda: _env_int("NOTES_NOTE_CACHE", 10_000))
+    # Prometheus /metrics (host:port; empty: no metrics at all). Traces: the OTEL_* variables
+    # (server/telemetry/tracing.py).
+    metrics_addr: str = field(
+        default_factory=lambda: os.environ.get("NOTES_METRICS_ADDR", "127.0.0.1:9464")
+    )
+    # TLS for both ports (PEM files); the gateway verifies the service it calls with
+    # gateway_ca_file (PEM CA bundle; empty: the system's roots).
+    tls_cert: str = field(default_factory=lambda: os.environ.get("NOTES_TLS_CERT", ""))
+    tls_key: str = field(default_factory=lambda: os.environ.get("NOTES_TLS_KEY", ""))
+    gateway_ca_file: str = field(
+        default_factory=lambda: os.environ.get("NOTES_GATEWAY_CA_FILE", "")
+    )
     http_enabled: bool = True
+    # Set by `serve --workers`: the parent serves /metrics for all workers on this port.
+    metrics_port: int = 0
+
+    @property
+    def tls(self) -> bool:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("TLS needs both NOTES_TLS_CERT and NOTES_TLS_KEY")
+        return bool(self.tls_cert)
 
     def resolved_jwt_secret(self) -> str:
         """NOTES_JWT_SECRET, or a random secret kept in var/jwt-secret for local use."""

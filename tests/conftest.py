@@ -95,6 +95,7 @@ def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> 
         "NOTES_JWT_SECRET": JWT_SECRET,
         "NOTES_GRPC_ADDR": "127.0.0.1:0",
         "NOTES_HTTP_ADDR": "127.0.0.1:0",
+        "NOTES_METRICS_ADDR": "127.0.0.1:0",
         "NOTES_PUBLIC_BASE_URL": "https://shop.example.com",
         "NOTES_APP_BASE_URL": "https://app.example.com",
         "NOTES_TEST_CWD": str(cwd),
@@ -137,6 +138,26 @@ def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> 
 
     threading.Thread(target=drain, daemon=True).start()
     return service
+
+
+def records(lines: list[str]) -> list[dict]:
+    """Every log line, parsed (each is one JSON object)."""
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+def lifecycle(lines: list[str]) -> list[str]:
+    """The process's own events (serving, not_serving, draining, stopped), in order."""
+    return [r["event"] for r in records(lines) if r["logger"] == "notes"]
+
+
+def rpc_lines(lines: list[str]) -> list[dict]:
+    """The gRPC access log lines."""
+    return [r for r in records(lines) if r["logger"] == "notes.access" and r["event"] == "rpc"]
+
+
+def http_lines(lines: list[str]) -> list[dict]:
+    """The gateway's access log lines."""
+    return [r for r in records(lines) if r["logger"] == "notes.http" and r["event"] == "http"]
 
 
 def stop_service(service: Service) -> None:

@@ -65,6 +65,7 @@ def create_server(
         interceptors=interceptors.chain(
             Authenticator(secret, settings.default_org),
             RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
+            with_metrics=bool(settings.metrics_addr),
         ),
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
@@ -91,7 +92,12 @@ def create_server(
     reflection_servicer = reflection.ReflectionServicer(names)
     server.add_generic_rpc_handlers((_reflection_v1(reflection_servicer),))
 
-    port = server.add_insecure_port(address or settings.grpc_addr)
+    if settings.tls:
+        with open(settings.tls_key, "rb") as key, open(settings.tls_cert, "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port(address or settings.grpc_addr, credentials)
+    else:
+        port = server.add_insecure_port(address or settings.grpc_addr)
     if port == 0:
         raise OSError(f"cannot listen on {address or settings.grpc_addr}")
     return RunningServer(server, port, health_servicer)
