@@ -44,6 +44,7 @@ class Service:
     process: subprocess.Popen
     env: dict[str, str]
     log: list[str] = field(default_factory=list)
+    metrics_port: int = 0
     log_changed: threading.Condition = field(default_factory=threading.Condition)
 
     def wait_for_log(self, predicate, timeout: float = 10.0) -> list[str]:
@@ -88,7 +89,9 @@ def make_database(engine: str, tmp: Path) -> tuple[str, callable]:
     return f"{PG_URL}{sep}schema={schema}", drop
 
 
-def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> Service:
+def start_service(
+    database_url: str, cwd: Path, *extra: str, env_extra=None, stdout=subprocess.DEVNULL
+) -> Service:
     env = {
         **os.environ,
         "NOTES_DATABASE_URL": database_url,
@@ -106,7 +109,7 @@ def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> 
         [str(BIN / "notes"), "serve", *extra],
         env=env,
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -128,6 +131,7 @@ def start_service(database_url: str, cwd: Path, *extra: str, env_extra=None) -> 
         process=process,
         env=env,
         log=lines,
+        metrics_port=ready.get("metrics_port", 0),
     )
 
     def drain() -> None:  # keep reading so the pipe never fills
