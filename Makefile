@@ -8,15 +8,34 @@ BUF_VERSION := 1.75.0
 BUF := $(TOOLS)/node_modules/.bin/buf
 PROTOS := $(wildcard proto/notes/v1/*.proto)
 
-.PHONY: install generate generate-client check-generated lint run test bench clean
+.PHONY: breaking install install-run lock generate generate-client check-generated lint run test bench clean
 
+# Every install is held to constraints.txt (`make lock` regenerates it with pip-compile), so CI
+# and every make target get the same versions of everything, transitive ones included.
+# `install` (make test, lint, bench, CI): the service with the postgres and dev extras;
+# `install-run` (make run): only what serving needs.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,postgres]'
+	touch $@ $(VENV)/.installed-run
+
+install-run: $(VENV)/.installed-run
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
 	touch $@
+
+# The lock: every version, transitive ones included, for both extras. The grpcio family
+# (grpcio, -tools, -status, -health-checking, -reflection, -testing) must share one minor
+# version: tests/test_install.py checks it.
+lock: install
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --extra dev --extra postgres \
+		--output-file constraints.txt pyproject.toml
 
 $(BUF):
 	mkdir -p $(TOOLS)
@@ -61,8 +80,13 @@ lint: install $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd proto && ../$(BUF) lint
+	$(MAKE) --no-print-directory breaking
 
-run: install
+# The contract stays compatible with the last release (proto-baseline/, updated at release).
+breaking: $(BUF)
+	cd proto && ../$(BUF) breaking --against ../proto-baseline
+
+run: install-run
 	mkdir -p var
 	$(BIN)/notes serve
 
