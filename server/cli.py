@@ -52,8 +52,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     from . import runtime
     from .gateway.app import create_app
+    from .telemetry import tracing
 
     settings = _settings(args)
+    settings.metrics_addr = ""  # the gateway alone serves no /metrics (yet)
+    tracing.configure()
 
     def started(port: int) -> None:
         log.info("serving", extra={"http_port": port, "target": args.target})

@@ -1,6 +1,6 @@
 """A typed client for the notes.v1 gRPC service.
 
-    from notes_client import NotesClient, pb
+from notes_client import NotesClient, pb
 """
 
 from ._client import DEFAULT_TIMEOUT, SERVICE_CONFIG, NotesClient

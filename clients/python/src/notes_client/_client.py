@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from collections.abc import Iterator, Sequence
+from typing import Union
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -66,16 +67,16 @@ class NotesClient:
         self,
         target: str,
         *,
-        api_key: Optional[str] = None,
-        token: Optional[str] = None,
+        api_key: str | None = None,
+        token: str | None = None,
         tls: Tls = False,
         timeout: float = DEFAULT_TIMEOUT,
-        options: Sequence[Tuple[str, object]] = (),
+        options: Sequence[tuple[str, object]] = (),
     ) -> None:
         if api_key and token:
             raise ValueError("give api_key or token, not both")
         secret = api_key or token
-        self._auth: Tuple[Tuple[str, str], ...] = (
+        self._auth: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {secret}"),) if secret else ()
         )
         opts = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1), *options]
@@ -105,7 +106,7 @@ class NotesClient:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def _call(self, method, request, timeout: Optional[float]):
+    def _call(self, method, request, timeout: float | None):
         try:
             return method(
                 request,
@@ -119,8 +120,8 @@ class NotesClient:
         self,
         note: pb.Note,
         *,
-        request_id: Optional[str] = None,
-        timeout: Optional[float] = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
     ) -> pb.Note:
         """Creates the note (subject and body at least); returns it as stored. The same
         request_id again replays the first result."""
@@ -128,18 +129,18 @@ class NotesClient:
         return self._call(self._stub.CreateNote, request, timeout).note
 
     def get_note(
-        self, note_id: str = "", *, number: int = 0, timeout: Optional[float] = None
+        self, note_id: str = "", *, number: int = 0, timeout: float | None = None
     ) -> pb.Note:
         request = pb.GetNoteRequest(number=number) if number else pb.GetNoteRequest(id=note_id)
         return self._call(self._stub.GetNote, request, timeout).note
 
     def list_notes(
         self,
-        subject: Optional[pb.SubjectRef] = None,
+        subject: pb.SubjectRef | None = None,
         *,
-        request: Optional[pb.ListNotesRequest] = None,
+        request: pb.ListNotesRequest | None = None,
         page_size: int = 100,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> Iterator[pb.Note]:
         """Every note of the list, following next_page_token to the end (each page is one
         call with its own deadline). Give subject, or a whole ListNotesRequest for filters."""
@@ -162,8 +163,8 @@ class NotesClient:
         note_id: str,
         *,
         expected_version: int = 0,
-        request_id: Optional[str] = None,
-        timeout: Optional[float] = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
         **fields: object,
     ) -> pb.Note:
         """Changes the given Note fields (e.g. body="...", tags=["a"]) and only those.
@@ -183,8 +184,8 @@ class NotesClient:
         note_id: str,
         *,
         expected_version: int = 0,
-        request_id: Optional[str] = None,
-        timeout: Optional[float] = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
     ) -> pb.Note:
         request = pb.DeleteNoteRequest(
             id=note_id,
@@ -198,8 +199,8 @@ class NotesClient:
         note_id: str,
         *,
         expected_version: int = 0,
-        request_id: Optional[str] = None,
-        timeout: Optional[float] = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
     ) -> pb.Note:
         request = pb.UndeleteNoteRequest(
             id=note_id,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
-
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
@@ -23,15 +21,15 @@ class NotesError(Exception):
         code: grpc.StatusCode,
         message: str,
         reason: str = "",
-        metadata: Optional[Dict[str, str]] = None,
-        field_violations: Optional[List[Tuple[str, str]]] = None,
+        metadata: dict[str, str] | None = None,
+        field_violations: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {reason + ': ' if reason else ''}{message}")
         self.code = code
         self.message = message
         self.reason = reason
-        self.metadata: Dict[str, str] = dict(metadata or {})
-        self.field_violations: List[Tuple[str, str]] = list(field_violations or [])
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.field_violations: list[tuple[str, str]] = list(field_violations or [])
 
     @classmethod
     def from_rpc_error(cls, err: grpc.RpcError) -> NotesError:
