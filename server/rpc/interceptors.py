@@ -194,23 +194,55 @@ _GRPC_TYPES = {
 
 class Metrics(Concern):
     """grpc_server_started_total, grpc_server_handled_total and grpc_server_handling_seconds,
-    labelled as py-grpc-prometheus labels them."""
+    labelled as py-grpc-prometheus labels them. The labelled series of a method are looked up
+    once (labels() costs more than the increment)."""
 
     def __init__(self) -> None:
         self._m = metrics.get()
+        self._series: dict[tuple[str, str], _Series] = {}
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        service, _, method = call.method[1:].rpartition("/")
-        labels = (_GRPC_TYPES[call.kind], service, method)
-        self._m.grpc_started.labels(*labels).inc()
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            code = context.code()
-            self._m.grpc_handled.labels(*labels, code.name if code is not None else "OK").inc()
-            self._m.grpc_seconds.labels(*labels).observe(time.perf_counter() - started)
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        series = self._series.get((call.method, call.kind))
+        if series is None:
+            service, _, method = call.method[1:].rpartition("/")
+            labels = (_GRPC_TYPES[call.kind], service, method)
+            series = _Series(self._m, labels)
+            self._series[(call.method, call.kind)] = series
+        return _Timing(series, context)
+
+
+class _Series:
+    __slots__ = ("started", "seconds", "handled", "_m", "_labels")
+
+    def __init__(self, m: metrics.Metrics, labels: tuple[str, str, str]) -> None:
+        self._m, self._labels = m, labels
+        self.started = m.grpc_started.labels(*labels)
+        self.seconds = m.grpc_seconds.labels(*labels)
+        self.handled: dict[str, object] = {}
+
+    def handled_with(self, code: str):
+        child = self.handled.get(code)
+        if child is None:
+            child = self._m.grpc_handled.labels(*self._labels, code)
+            self.handled[code] = child
+        return child
+
+
+class _Timing:
+    __slots__ = ("_series", "_context", "_started")
+
+    def __init__(self, series: _Series, context) -> None:
+        self._series, self._context = series, context
+
+    def __enter__(self) -> None:
+        self._series.started.inc()
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        elapsed = time.perf_counter() - self._started
+        code = self._context.code()
+        self._series.handled_with(code.name if code is not None else "OK").inc()
+        self._series.seconds.observe(elapsed)
 
 
 class Tracing(Concern):
