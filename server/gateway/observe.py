@@ -30,6 +30,8 @@ class Observe:
         self.app = app
         self._dialects = dialects  # route template prefix -> dialect name
         self._metrics = metrics.get() if with_metrics else None
+        # Bounded: route templates, methods and statuses, never raw paths.
+        self._series: dict[tuple[str, str, str, int], tuple] = {}
 
     def _dialect(self, route: str) -> str:
         for prefix, name in self._dialects.items():
@@ -103,9 +105,17 @@ class Observe:
         dialect = self._dialect(scope["path"])
         method = scope["method"]
         if self._metrics is not None:
-            labels = (dialect, method, route, str(status))
-            self._metrics.http_requests.labels(*labels).inc()
-            self._metrics.http_seconds.labels(*labels).observe(seconds)
+            labels = (dialect, method, route, status)
+            series = self._series.get(labels)
+            if series is None:  # labels() costs more than the increment: once per series
+                named = (dialect, method, route, str(status))
+                series = (
+                    self._metrics.http_requests.labels(*named),
+                    self._metrics.http_seconds.labels(*named),
+                )
+                self._series[labels] = series
+            series[0].inc()
+            series[1].observe(seconds)
         log.info(
             "http",
             extra={
