@@ -264,8 +264,12 @@ def serve_workers(settings: Settings, workers: int) -> int:
         metrics_server.start()
     status = 0
     try:
-        for child in children:
-            _, code = os.waitpid(child, 0)
+        running = set(children)
+        while running:  # in the order they exit, so a dead worker's gauges go at once
+            child, code = os.waitpid(-1, 0)
+            if child not in running:
+                continue
+            running.discard(child)
             status = status or os.waitstatus_to_exitcode(code)
             if metrics_server is not None:
                 metrics.worker_exited(child)
