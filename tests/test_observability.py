@@ -231,3 +231,36 @@ def test_serve_documents_its_observability_flags(cmd):
         [str(BIN / "notes"), "serve", *cmd], capture_output=True, text=True, check=True
     ).stdout
     assert "--metrics-addr" in out and "--tls-cert" in out and "--tls-key" in out
+
+
+def test_streaming_calls_are_counted_with_their_grpc_type(service):
+    from .conftest import BIN
+
+    def reflection(samples: dict, name: str, **extra: str) -> float:
+        return sum(  # grpcurl picks v1 or v1alpha by its version
+            value(
+                samples,
+                name,
+                grpc_type="BIDI_STREAM",
+                grpc_service=f"grpc.reflection.{v}.ServerReflection",
+                grpc_method="ServerReflectionInfo",
+                **extra,
+            )
+            for v in ("v1", "v1alpha")
+        )
+
+    before = scrape(service.metrics_port)
+    out = subprocess.run(
+        [str(BIN / "grpcurl"), "-plaintext", service.grpc_target, "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    after = scrape(service.metrics_port)
+    for name, extra in (
+        ("grpc_server_started_total", {}),
+        ("grpc_server_handled_total", {"grpc_code": "OK"}),
+        ("grpc_server_handling_seconds_count", {}),
+    ):
+        assert reflection(after, name, **extra) > reflection(before, name, **extra), name
