@@ -56,7 +56,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.metrics_addr = ""  # the gateway alone serves no /metrics (yet)
-    tracing.configure()
+    tracing.configure(settings.traces_exporter)
 
     def started(port: int) -> None:
         log.info("serving", extra={"http_port": port, "target": args.target})

@@ -61,10 +61,14 @@ class Settings:
         default_factory=lambda: _env_int("NOTES_RATE_LIMIT_WRITES_PER_MINUTE", 0)
     )
     note_cache: int = field(default_factory=lambda: _env_int("NOTES_NOTE_CACHE", 10_000))
-    # Prometheus /metrics (host:port; empty: no metrics at all). Traces: the OTEL_* variables
-    # (server/telemetry/tracing.py).
+    # Prometheus /metrics (host:port; empty: no metrics at all).
     metrics_addr: str = field(
         default_factory=lambda: os.environ.get("NOTES_METRICS_ADDR", "127.0.0.1:9464")
+    )
+    # Traces: the standard variable names the exporters (none, console, otlp; comma separated);
+    # the OpenTelemetry SDK reads the other OTEL_* ones itself (server/telemetry/tracing.py).
+    traces_exporter: str = field(
+        default_factory=lambda: os.environ.get("OTEL_TRACES_EXPORTER", "none")
     )
     # TLS for both ports (PEM files); the gateway verifies the service it calls with
     # gateway_ca_file (PEM CA bundle; empty: the system's roots).

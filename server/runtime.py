@@ -130,7 +130,7 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> int:
     """Serves until SIGTERM/SIGINT: NOT_SERVING first (gRPC health and the gateway's /healthz),
     then after NOTES_SHUTDOWN_DELAY_SECONDS (or a second signal) HTTP drained, then gRPC."""
     with _log_off_the_request_path():
-        tracing.configure()
+        tracing.configure(settings.traces_exporter)
         try:
             return _serve(settings, reuse_port)
         finally:

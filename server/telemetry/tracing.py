@@ -21,15 +21,12 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def configure() -> bool:
-    """Starts the SDK in this process if an exporter is asked for; call it in each worker
-    (after fork: the SDK's export thread does not survive one)."""
+def configure(exporters: str) -> bool:
+    """Starts the SDK in this process if exporters (Settings.traces_exporter, from
+    OTEL_TRACES_EXPORTER) names one; call it in each worker (after fork: the SDK's export
+    thread does not survive one)."""
     global _provider, _tracer
-    names = [
-        n.strip()
-        for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").lower().split(",")
-        if n.strip() and n.strip() != "none"
-    ]
+    names = [n.strip() for n in exporters.lower().split(",") if n.strip() and n.strip() != "none"]
     if not names or _tracer is not None:
         return _tracer is not None
     from opentelemetry import trace
