@@ -283,10 +283,12 @@ class Server:
         with self.log_path.open("rb") as f:
             f.seek(offset)
             for raw in f:
-                if not raw.startswith(b'{"method"'):
+                if b'"event": "rpc"' not in raw:
                     continue
                 with contextlib.suppress(ValueError):
                     entry = json.loads(raw)
+                    if entry.get("logger") != "notes.access":
+                        continue
                     key = f"{entry['method'].rsplit('/', 1)[-1]}:{entry['code']}"
                     counts[key] = counts.get(key, 0) + 1
         return counts
@@ -301,9 +303,16 @@ class Server:
                 self.process.wait()
 
 
-def start_server(store: Store, workers: int, jwt_secret: str, workdir: Path) -> Server:
+def start_server(
+    store: Store,
+    workers: int,
+    jwt_secret: str,
+    workdir: Path,
+    env_extra: dict[str, str] | None = None,
+    tag: str = "",
+) -> Server:
     grpc_port, http_port = free_port(), free_port()
-    log_path = workdir / f"server-{store.kind}-{store.notes}-w{workers}.log"
+    log_path = workdir / f"server-{store.kind}-{store.notes}-w{workers}{tag}.log"
     env = {
         **os.environ,
         "NOTES_DATABASE_URL": store.url,
@@ -312,7 +321,10 @@ def start_server(store: Store, workers: int, jwt_secret: str, workdir: Path) -> 
         "NOTES_HTTP_ADDR": f"127.0.0.1:{http_port}",
         "NOTES_PUBLIC_BASE_URL": "https://shop.example.com",
         "NOTES_APP_BASE_URL": "https://app.example.com",
+        "NOTES_METRICS_ADDR": f"127.0.0.1:{free_port()}",
+        "OTEL_TRACES_EXPORTER": "none",
         "PYTHONUNBUFFERED": "1",
+        **(env_extra or {}),
     }
     start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
@@ -948,6 +960,131 @@ def bench_store(
             server.stop()
 
 
+# What observability costs: the same scenarios on three servers of the same store, run in turn
+# round after round (so drift hits all three alike), as ratios of medians to the first.
+OVERHEAD_CONFIGS = {
+    "metrics off, tracing off": {"NOTES_METRICS_ADDR": "", "OTEL_TRACES_EXPORTER": "none"},
+    "metrics on, tracing off": {"OTEL_TRACES_EXPORTER": "none"},
+    # Every span made and exported (BatchSpanProcessor), the exporter writing to /dev/null.
+    "metrics on, tracing on": {"OTEL_TRACES_EXPORTER": "console"},
+}
+OVERHEAD_SCENARIOS = ("GetNote", "ShelfCycle GET")
+
+
+def bench_overhead(store: Store, args, workdir: Path, jwt_secret: str) -> list[Row]:
+    creds = credentials_for(store, jwt_secret)
+    print(f"\n== observability A/B on {store.notes:,} notes, {store.kind}, 1 worker", flush=True)
+    servers = {}
+    rows: list[Row] = []
+    try:
+        for i, (config, env) in enumerate(OVERHEAD_CONFIGS.items()):
+            servers[config] = start_server(store, 1, jwt_secret, workdir, env, f"-ab{i}")
+        every = grpc_scenarios(store, creds, "") + http_scenarios(store, creds)
+        scenarios = [s for s in every if s.name in OVERHEAD_SCENARIOS]
+        table = {}
+        for config, server in servers.items():
+            for sc in scenarios:
+                row = Row(f"{store.notes:,}", 1, f"{sc.name} [{config}]", note=config)
+                row.missing = verify(server, sc)
+                rows.append(row)
+                table[(config, sc.name)] = (server, sc, row)
+        for round_ in range(args.repeat):
+            for sc in scenarios:
+                for config, server in servers.items():
+                    _, _, row = table[(config, sc.name)]
+                    if row.missing:
+                        continue
+                    result = run_scenario(server, sc, args, workdir, None)
+                    row.results.append(result)
+                    print(
+                        f"  [{round_ + 1}/{args.repeat}] {row.name:<52} {result.rps:9.1f} rps  "
+                        f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                        f"failed {result.failed}",
+                        flush=True,
+                    )
+    finally:
+        for server in servers.values():
+            server.stop()
+    return rows
+
+
+def _cpu_us(row: Row) -> float:
+    """Server CPU per request, microseconds (median over the runs): unlike throughput, it
+    hardly moves when other processes take the cores."""
+    values = [r.cpu.get("server", 0.0) / r.rps * 1e6 for r in row.results if r.rps]
+    return statistics.median(values) if values else float("nan")
+
+
+def micro_costs() -> dict[str, float]:
+    """In-process cost of the metrics code paths, microseconds a call (best of 5 x 20,000):
+    what load on the machine cannot blur."""
+    from server.rpc.interceptors import CallInfo, Metrics
+    from server.telemetry import metrics, store
+
+    class Context:
+        def code(self):
+            return None
+
+    concern, call, context = Metrics(), CallInfo("/notes.v1.NotesService/GetNote"), Context()
+    m = metrics.get()
+
+    def grpc_call() -> None:
+        with concern.around(call, None, context):
+            pass
+
+    def http_request() -> None:  # what the gateway's middleware does per request, cached
+        m.http_requests.labels("shelfcycle", "GET", "/api/v1/notes/{id}", "200").inc()
+        m.http_seconds.labels("shelfcycle", "GET", "/api/v1/notes/{id}", "200").observe(0.001)
+
+    def store_unit() -> None:
+        with store.unit("read", "sqlite"):
+            pass
+
+    out = {}
+    for name, f in (
+        ("gRPC Metrics concern, a call", grpc_call),
+        ("HTTP metrics, a request (uncached labels())", http_request),
+        ("store unit of work (gauge, rollback counter)", store_unit),
+    ):
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(20_000):
+                f()
+            best = min(best, (time.perf_counter() - t) / 20_000)
+        out[name] = best * 1e6
+    return out
+
+
+def render_overhead(rows: list[Row]) -> list[str]:
+    if not rows:
+        return []
+    base = {r.name.split(" [")[0]: r for r in rows if r.note == next(iter(OVERHEAD_CONFIGS))}
+    lines = [
+        "",
+        "Observability overhead (1 worker; medians; ratios to the same scenario with both off; "
+        "goal: at most 5 % more with metrics on and tracing off):",
+        "",
+        "| scenario | configuration | rps | p50 ms | p99 ms | server CPU us/request "
+        "| CPU ratio | rps ratio | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        scenario = r.name.split(" [")[0]
+        if r.missing:
+            lines.append(f"| {scenario} | {r.note} | missing | | | | | | {r.missing[:80]} |")
+            continue
+        b = base[scenario]
+        lines.append(
+            f"| {scenario} | {r.note} | {r.median('rps'):,.0f} | {r.median('p50_ms'):.2f} | "
+            f"{r.median('p99_ms'):.2f} | {_cpu_us(r):,.0f} | {_cpu_us(r) / _cpu_us(b):.3f} | "
+            f"{r.median('rps') / b.median('rps'):.3f} | {r.failed} |"
+        )
+    lines += ["", "In-process cost of the metrics code, best of 5 x 20,000 calls:", ""]
+    lines += [f"- {name}: {us:.1f} us" for name, us in micro_costs().items()]
+    return lines
+
+
 def render(rows: list[Row], stores: list[Store], rss, info, args) -> str:
     floors = {(r.store, r.workers): r.median("rps") for r in rows if r.name.startswith("floor")}
     lines = [
@@ -1138,6 +1275,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="only the import row: `notes import` of this many WooCommerce notes (SQLite)",
     )
+    p.add_argument(
+        "--overhead",
+        choices=("yes", "no", "only"),
+        default="yes",
+        help="the metrics/tracing A/B on the first store (only: nothing else)",
+    )
     args = p.parse_args(argv)
     if args.import_notes:
         return bench_import(args.import_notes)
@@ -1157,6 +1300,7 @@ def main(argv: list[str] | None = None) -> int:
     stores: list[Store] = []
     rows: list[Row] = []
     rss: dict = {}
+    overhead: list[Row] = []
     try:
         sizes = [args.notes] + ([args.small_notes] if args.small_notes else [])
         for i, n in enumerate(sizes):
@@ -1168,8 +1312,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"  done in {store.load_seconds:.1f} s, {store.size_bytes() / 1024 / 1024:.0f} MB",
                 flush=True,
             )
+            if i == 0 and args.overhead != "no":
+                overhead = bench_overhead(store, args, workdir, jwt_secret)
+            if args.overhead == "only":
+                break
             bench_store(store, args, workdir, jwt_secret, scenario_names, rows, rss, small=i > 0)
-        report = render(rows, stores, rss, info, args)
+        head = render(rows, stores, rss, info, args) if rows else f"# notes benchmark: {info}\n"
+        report = head + "\n".join(render_overhead(overhead)) + "\n"
     finally:
         for store in stores:
             with contextlib.suppress(Exception):

@@ -11,13 +11,14 @@ from .config import Settings
 from .domain.errors import DomainError, ValidationFailed
 from .domain.model import Author, AuthorType, Principal, Scope, Subject, SubjectType
 from .store import db, migrations
+from .telemetry import logs
 
 log = logging.getLogger("notes")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings()
-    for name in ("grpc_addr", "http_addr", "database_url"):
+    for name in ("grpc_addr", "http_addr", "database_url", "tls_cert", "tls_key"):
         value = getattr(args, name, None)
         if value:
             setattr(s, name, value)
@@ -38,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from . import runtime
 
     settings = _settings(args)
+    if args.metrics_addr is not None:
+        settings.metrics_addr = args.metrics_addr
     settings.resolved_jwt_secret()  # made once, before any worker exists
     if args.no_http:
         settings.http_enabled = False
@@ -49,11 +52,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     from . import runtime
     from .gateway.app import create_app
+    from .telemetry import tracing
 
     settings = runtime.fit_open_files(_settings(args))
+    settings.metrics_addr = ""  # the gateway alone serves no /metrics (yet)
+    tracing.configure(settings.traces_exporter)
 
     def started(port: int) -> None:
-        log.info(json.dumps({"event": "serving", "http_port": port, "target": args.target}))
+        log.info("serving", extra={"http_port": port, "target": args.target})
 
     runtime.run_http(create_app(args.target, settings), settings, lambda: None, started)
     return 0
@@ -385,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-addr", help="env NOTES_HTTP_ADDR (127.0.0.1:8080)")
     serve.add_argument("--no-http", action="store_true", help="gRPC only, no gateway")
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the ports")
+    serve.add_argument(
+        "--metrics-addr", help="env NOTES_METRICS_ADDR (127.0.0.1:9464; empty: no metrics)"
+    )
+    serve.add_argument("--tls-cert", help="env NOTES_TLS_CERT: PEM certificate chain")
+    serve.add_argument("--tls-key", help="env NOTES_TLS_KEY: PEM private key")
     serve.set_defaults(func=cmd_serve)
 
     gateway = sub.add_parser("gateway", help="run the HTTP gateway against a remote service")
@@ -522,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logs.configure()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -167,7 +167,31 @@ class Settings:
     webhook_allow_private: bool = field(
         default_factory=lambda: os.environ.get("NOTES_WEBHOOK_ALLOW_PRIVATE", "") == "1"
     )
+    # Prometheus /metrics (host:port; empty: no metrics at all).
+    metrics_addr: str = field(
+        default_factory=lambda: os.environ.get("NOTES_METRICS_ADDR", "127.0.0.1:9464")
+    )
+    # Traces: the standard variable names the exporters (none, console, otlp; comma separated);
+    # the OpenTelemetry SDK reads the other OTEL_* ones itself (server/telemetry/tracing.py).
+    traces_exporter: str = field(
+        default_factory=lambda: os.environ.get("OTEL_TRACES_EXPORTER", "none")
+    )
+    # TLS for both ports (PEM files); the gateway verifies the service it calls with
+    # gateway_ca_file (PEM CA bundle; empty: the system's roots).
+    tls_cert: str = field(default_factory=lambda: os.environ.get("NOTES_TLS_CERT", ""))
+    tls_key: str = field(default_factory=lambda: os.environ.get("NOTES_TLS_KEY", ""))
+    gateway_ca_file: str = field(
+        default_factory=lambda: os.environ.get("NOTES_GATEWAY_CA_FILE", "")
+    )
     http_enabled: bool = True
+    # Set by `serve --workers`: the parent serves /metrics for all workers on this port.
+    metrics_port: int = 0
+
+    @property
+    def tls(self) -> bool:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("TLS needs both NOTES_TLS_CERT and NOTES_TLS_KEY")
+        return bool(self.tls_cert)
 
     def effective_max_watchers(self) -> int:
         return self.max_watchers if self.max_watchers > 0 else max(1, self.threads // 4)

@@ -257,7 +257,6 @@ class Deliverer:
         # and pending deliveries (-1 for each whose state is not PENDING).
         for claimed, outcome, attempts, state in logged:
             entry = {
-                "event": "webhook_attempt",
                 "webhook_id": claimed.webhook_id,
                 "event_id": claimed.event_id,
                 "attempt": attempts,
@@ -266,7 +265,7 @@ class Deliverer:
             }
             if outcome.error:
                 entry["error"] = outcome.error
-            log.info(json.dumps(entry))
+            log.info("webhook_attempt", extra=entry)
 
     def _run(self) -> None:
         poll = self.settings.webhook_poll_seconds
@@ -308,15 +307,7 @@ def deliver_forever(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: signals.put(1))
     signal.signal(signal.SIGINT, lambda *_: signals.put(1))
     deliverer = Deliverer(settings).start()
-    log.info(
-        json.dumps(
-            {
-                "event": "delivering",
-                "pid": os.getpid(),
-                "database": db.redact(settings.database_url),
-            }
-        )
-    )
+    log.info("delivering", extra={"pid": os.getpid(), "database": db.redact(settings.database_url)})
     while True:
         try:
             signals.get(timeout=0.1)  # steps, so the handler runs promptly (see runtime.py)
@@ -325,5 +316,5 @@ def deliver_forever(settings: Settings) -> int:
             pass
     deliverer.stop(settings.grace_seconds)
     db.close()
-    log.info(json.dumps({"event": "stopped", "pid": os.getpid()}))
+    log.info("stopped", extra={"pid": os.getpid()})
     return 0

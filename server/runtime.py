@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import logging.handlers
 import os
@@ -23,6 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
 from .store import db, migrations, repository
+from .telemetry import metrics, tracing
 
 log = logging.getLogger("notes")
 
@@ -61,11 +61,17 @@ def run_http(
         app,
         http=bounded_h11(settings.http_header_timeout_seconds, settings.http_max_connections),
         log_level="warning",
+        log_config=None,  # uvicorn's loggers reach the root's JSON handler
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.grace_seconds)),
         timeout_keep_alive=max(1, int(settings.http_keepalive_seconds)),
         h11_max_incomplete_event_size=64 * 1024,
+        **(
+            {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
+            if settings.tls
+            else {}
+        ),
     )
     http = _HttpServer(config, on_signal, delay)
 
@@ -154,14 +160,12 @@ class _AcceptFailures:
         if now - self._last >= self.EVERY:
             error = context["exception"]
             log.warning(
-                json.dumps(
-                    {
-                        "event": "accept_failing",
-                        "port": "http",
-                        "error": os.strerror(error.errno) if error.errno else str(error),
-                        "failures": self._count,
-                    }
-                )
+                "accept_failing",
+                extra={
+                    "port": "http",
+                    "error": os.strerror(error.errno) if error.errno else str(error),
+                    "failures": self._count,
+                },
             )
             self._last, self._count = now, 0
 
@@ -196,16 +200,14 @@ def fit_open_files(settings: Settings) -> Settings:
         grpc_max_connections=max(1, min(settings.grpc_max_connections, budget)),
     )
     log.info(
-        json.dumps(
-            {
-                "event": "open_files",
-                "soft_limit_was": _limit(before),
-                "soft_limit": _limit(soft),
-                "hard_limit": _limit(hard),
-                "http_max_connections": fitted.http_max_connections,
-                "grpc_max_connections": fitted.grpc_max_connections,
-            }
-        )
+        "open_files",
+        extra={
+            "soft_limit_was": _limit(before),
+            "soft_limit": _limit(soft),
+            "hard_limit": _limit(hard),
+            "http_max_connections": fitted.http_max_connections,
+            "grpc_max_connections": fitted.grpc_max_connections,
+        },
     )
     return fitted
 
@@ -264,7 +266,11 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> int:
     """Serves until SIGTERM/SIGINT: NOT_SERVING first (gRPC health and the gateway's /healthz),
     then after NOTES_SHUTDOWN_DELAY_SECONDS (or a second signal) HTTP drained, then gRPC."""
     with _log_off_the_request_path():
-        return _serve(settings, reuse_port)
+        tracing.configure(settings.traces_exporter)
+        try:
+            return _serve(settings, reuse_port)
+        finally:
+            tracing.shutdown()
 
 
 def _serve(settings: Settings, reuse_port: bool) -> int:
@@ -274,6 +280,12 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
     from .rpc.server import create_server
 
     settings = fit_open_files(settings)
+    metrics_server = None
+    if settings.metrics_addr and not settings.metrics_port:  # else the parent serves them
+        metrics_server = metrics.MetricsServer(settings.metrics_addr)
+        metrics_server.start()
+        settings.metrics_port = metrics_server.port
+
     engine = db.open_database(
         settings.database_url,
         pool_size=settings.threads + 4,
@@ -290,7 +302,9 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         from .delivery import Deliverer
 
         deliverer = Deliverer(settings).start()
-    event = {"event": "serving", "pid": os.getpid(), "grpc_port": running.port}
+    event = {"pid": os.getpid(), "grpc_port": running.port, "tls": settings.tls}
+    if settings.metrics_port:
+        event["metrics_port"] = settings.metrics_port
 
     def serving() -> bool:
         # The gRPC health servicer's own answer is the one record of whether this process
@@ -302,12 +316,12 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         if not serving():
             return  # a second signal
         running.health.enter_graceful_shutdown()
-        log.info(json.dumps({"event": "not_serving"}))
+        log.info("not_serving")
 
     def started(http_port: int | None = None) -> None:
         if http_port is not None:
             event["http_port"] = http_port
-        log.info(json.dumps({**event, "database": db.redact(settings.database_url)}))
+        log.info("serving", extra={**event, "database": db.redact(settings.database_url)})
 
     if settings.http_enabled:
         app = create_app(f"127.0.0.1:{running.port}", settings, serving)
@@ -330,13 +344,15 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         # Still serving, health NOT_SERVING, until the delay ends or a second signal.
         _next_signal(signals, settings.shutdown_delay_seconds)
     stopped = running.stop(settings.grace_seconds)
-    log.info(json.dumps({"event": "draining", "grace_seconds": settings.grace_seconds}))
+    log.info("draining", extra={"grace_seconds": settings.grace_seconds})
     if deliverer is not None:
         deliverer.stop(settings.grace_seconds)  # alongside the drain: the same grace period
     stopped.wait()
     background.stop()
     db.close()
-    log.info(json.dumps({"event": "stopped", "pid": os.getpid()}))
+    if metrics_server is not None:
+        metrics_server.close()
+    log.info("stopped", extra={"pid": os.getpid()})
     return 0
 
 
@@ -359,7 +375,13 @@ def _next_signal(signals: queue.SimpleQueue, timeout: float | None) -> bool:
 
 def serve_workers(settings: Settings, workers: int) -> int:
     """Forks the workers before any gRPC object or database connection exists; each binds the
-    same ports with SO_REUSEPORT and has its own pool. The parent forwards SIGTERM/SIGINT."""
+    same ports with SO_REUSEPORT and has its own pool. The parent forwards SIGTERM/SIGINT and
+    serves /metrics for them all (prometheus-client's multiprocess mode)."""
+    metrics_dir = metrics_server = None
+    if settings.metrics_addr:
+        metrics_dir = metrics.multiprocess_dir()  # before anyone imports prometheus-client
+        metrics_server = metrics.MetricsServer(settings.metrics_addr, multiprocess=True)
+        settings.metrics_port = metrics_server.port
     # Migrate once, in a child, so the parent never holds a connection across fork.
     pid = os.fork()
     if pid == 0:
@@ -371,6 +393,8 @@ def serve_workers(settings: Settings, workers: int) -> int:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
+            if metrics_server is not None:
+                metrics_server.forget()
             try:
                 code = serve(settings, reuse_port=True)
             except BaseException:  # noqa: BLE001
@@ -387,8 +411,21 @@ def serve_workers(settings: Settings, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if metrics_server is not None:
+        metrics_server.start()
     status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
+    try:
+        running = set(children)
+        while running:  # in the order they exit, so a dead worker's gauges go at once
+            child, code = os.waitpid(-1, 0)
+            if child not in running:
+                continue
+            running.discard(child)
+            status = status or os.waitstatus_to_exitcode(code)
+            if metrics_server is not None:
+                metrics.worker_exited(child)
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+            metrics.remove_dir(metrics_dir)
     return status

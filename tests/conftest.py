@@ -47,6 +47,7 @@ class Service:
     process: subprocess.Popen
     env: dict[str, str]
     log: list[str] = field(default_factory=list)
+    metrics_port: int = 0
     log_changed: threading.Condition = field(default_factory=threading.Condition)
 
     def wait_for_log(self, predicate, timeout: float = 10.0) -> list[str]:
@@ -92,7 +93,12 @@ def make_database(engine: str, tmp: Path) -> tuple[str, callable]:
 
 
 def start_service(
-    database_url: str, cwd: Path, *extra: str, env_extra=None, preexec_fn=None
+    database_url: str,
+    cwd: Path,
+    *extra: str,
+    env_extra=None,
+    preexec_fn=None,
+    stdout=subprocess.DEVNULL,
 ) -> Service:
     env = {
         **os.environ,
@@ -100,6 +106,7 @@ def start_service(
         "NOTES_JWT_SECRET": JWT_SECRET,
         "NOTES_GRPC_ADDR": "127.0.0.1:0",
         "NOTES_HTTP_ADDR": "127.0.0.1:0",
+        "NOTES_METRICS_ADDR": "127.0.0.1:0",
         "NOTES_PUBLIC_BASE_URL": "https://shop.example.com",
         "NOTES_APP_BASE_URL": "https://app.example.com",
         "NOTES_TEST_CWD": str(cwd),
@@ -113,7 +120,7 @@ def start_service(
         [str(BIN / "notes"), "serve", *extra],
         env=env,
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=preexec_fn,
@@ -136,6 +143,7 @@ def start_service(
         process=process,
         env=env,
         log=lines,
+        metrics_port=ready.get("metrics_port", 0),
     )
 
     def drain() -> None:  # keep reading so the pipe never fills
@@ -146,6 +154,26 @@ def start_service(
 
     threading.Thread(target=drain, daemon=True).start()
     return service
+
+
+def records(lines: list[str]) -> list[dict]:
+    """Every log line, parsed (each is one JSON object)."""
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+def lifecycle(lines: list[str]) -> list[str]:
+    """The process's own events (serving, not_serving, draining, stopped), in order."""
+    return [r["event"] for r in records(lines) if r["logger"] == "notes"]
+
+
+def rpc_lines(lines: list[str]) -> list[dict]:
+    """The gRPC access log lines."""
+    return [r for r in records(lines) if r["logger"] == "notes.access" and r["event"] == "rpc"]
+
+
+def http_lines(lines: list[str]) -> list[dict]:
+    """The gateway's access log lines."""
+    return [r for r in records(lines) if r["logger"] == "notes.http" and r["event"] == "http"]
 
 
 def stop_service(service: Service) -> None:

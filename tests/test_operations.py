@@ -19,7 +19,16 @@ from notes.v1 import notes_pb2_grpc as pb_grpc
 
 from server.store import migrations
 
-from .conftest import PG_URL, error_info, make_database, new_tenant, start_service, stop_service
+from .conftest import (
+    PG_URL,
+    error_info,
+    lifecycle,
+    make_database,
+    new_tenant,
+    rpc_lines,
+    start_service,
+    stop_service,
+)
 from .test_faults import writes_blocked
 
 CUS_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
@@ -171,8 +180,7 @@ def test_logs_carry_one_line_per_rpc_without_secrets_or_bodies(service, tenant):
         tenant.notes.GetNote(pb.GetNoteRequest(id="note_absent"), metadata=tenant.auth)
 
     def access(log: list[str]) -> list[dict]:
-        lines = [json.loads(x) for x in log if x.startswith('{"method"')]
-        return [x for x in lines if x["org"] == tenant.org]
+        return [x for x in rpc_lines(log) if x["org"] == tenant.org]
 
     mine = access(service.wait_for_log(lambda log: len(access(log)) >= 2))
     assert {"method", "code", "ms", "org", "request_id"} <= set(mine[0])
@@ -270,10 +278,10 @@ def test_sigterm_under_load_finishes_in_flight_creates_refuses_new_calls_and_exi
     listed = tenant.notes.ListNotes(pb.ListNotesRequest(subject=CUS_1), metadata=tenant.auth)
     assert sorted(n.body for n in listed.notes) == [f"in flight {i}" for i in range(in_flight)]
     log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
-    events = [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+    events = lifecycle(log)
     assert events[-3:] == ["not_serving", "draining", "stopped"]
     # One access line per call that reached a handler: the refused one never did.
-    calls = [json.loads(x) for x in log if x.startswith('{"method": "/notes.v1.NotesService')]
+    calls = [x for x in rpc_lines(log) if x["method"].startswith("/notes.v1.NotesService/")]
     ids = [f"sigterm-{i}" for i in range(in_flight)]
     assert sorted((x["request_id"], x["code"]) for x in calls) == sorted(
         [(i, "OK") for i in ids] + [(i, "ABORTED") for i in ids]
@@ -309,7 +317,7 @@ def test_a_shutdown_delay_answers_calls_as_not_serving_until_a_second_signal(tmp
         stop_service(svc)
         drop()
     log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
-    events = [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+    events = lifecycle(log)
     assert events[-3:] == ["not_serving", "draining", "stopped"]
     assert events.count("not_serving") == 1
 

@@ -3,7 +3,6 @@ period, and (optionally) publishing every event to NATS JetStream."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -29,9 +28,9 @@ class Purger(threading.Thread):
             try:
                 purged = events.purge_expired(self._retention_days)
                 if purged:
-                    log.info(json.dumps({"event": "events_purged", "count": purged}))
+                    log.info("events_purged", extra={"count": purged})
             except Exception as e:  # noqa: BLE001 - the next round tries again
-                log.warning(json.dumps({"event": "events_purge_failed", "error": type(e).__name__}))
+                log.warning("events_purge_failed", extra={"error": type(e).__name__})
             self._halt.wait(self._interval)
 
     def stop(self) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
@@ -135,11 +134,11 @@ class NatsPublisher(threading.Thread):
                 if not await asyncio.to_thread(leadership.try_acquire):
                     await self._sleep(2.0)  # another replica publishes
                     continue
-                log.info(json.dumps({"event": "nats_publishing", "stream": self._stream}))
+                log.info("nats_publishing", extra={"stream": self._stream})
                 await self._publish(leadership)
                 backoff = 1.0
             except Exception as e:  # noqa: BLE001 - NATS or the store away: retry later
-                log.warning(json.dumps({"event": "nats_publish_failed", "error": type(e).__name__}))
+                log.warning("nats_publish_failed", extra={"error": type(e).__name__})
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
             finally:

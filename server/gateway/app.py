@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..config import Settings
-from . import common, customer_notes, newstore, openapi, shelfcycle, woocommerce
+from . import common, customer_notes, newstore, observe, openapi, shelfcycle, woocommerce
 
 DIALECTS = [customer_notes, shelfcycle, woocommerce, newstore]
 
@@ -41,13 +41,19 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         # The channel belongs to the running event loop, so it is made here, not at import.
-        channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.max_send_message_length", settings.max_message_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        if settings.tls or settings.gateway_ca_file:  # a TLS service: verify it
+            roots = None  # the system's
+            if settings.gateway_ca_file:
+                with open(settings.gateway_ca_file, "rb") as f:
+                    roots = f.read()
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            channel = grpc.aio.secure_channel(target, credentials, options=options)
+        else:
+            channel = grpc.aio.insecure_channel(target, options=options)
         app.state.channel = channel
         # Connect now, not at the first request: a flood of connections to the gRPC port
         # must not find the gateway still without its own.
@@ -79,7 +85,14 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(common.HeadersLimit, dialects=dialects)],
+        middleware=[
+            Middleware(
+                observe.Observe,
+                dialects={d.prefix: d.surface for d in dialects},
+                with_metrics=bool(settings.metrics_addr),
+            ),
+            Middleware(common.HeadersLimit, dialects=dialects),
+        ],
         exception_handlers={HTTPException: route_errors, Exception: route_errors},
     )
     app.state.settings = settings

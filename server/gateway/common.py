@@ -23,6 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from ..service.credentials import sign_surface
+from ..telemetry import tracing
+from . import observe
 
 log = logging.getLogger("notes.gateway")
 
@@ -41,6 +43,7 @@ DEADLINE_SECONDS = float(os.environ.get("NOTES_GATEWAY_DEADLINE_SECONDS") or 10)
 PAGE_SIZE = 1000  # the service's maximum: dialects without paging read every page
 SURFACE_HEADER = "x-notes-surface"
 SURFACE_SIG_HEADER = "x-notes-surface-sig"
+ORG_HEADER = "x-notes-org"  # the caller's organization, sent back by the service
 Code = grpc.StatusCode
 
 # google.rpc.Code -> HTTP, as http-dialects.md gives it; dialects override where their docs say.
@@ -171,12 +174,40 @@ class Call:
         ):
             # gRPC metadata cannot carry it; the service would call it malformed anyway.
             raise Failure(Code.UNAUTHENTICATED, "CREDENTIALS_MALFORMED", local=True)
+        if tracing.enabled():
+            return await self._traced(method, message)
+        return await self._invoke(method, message, self._metadata)
+
+    async def _invoke(self, method, message, metadata):
+        call = method(message, metadata=metadata, timeout=DEADLINE_SECONDS)
         try:
-            response = await method(message, metadata=self._metadata, timeout=DEADLINE_SECONDS)
+            response = await call
         except grpc.aio.AioRpcError as err:
+            self._note_org(err.initial_metadata())
             raise from_rpc_error(err) from None
+        self._note_org(await call.initial_metadata())
         self.authenticated = True
         return response
+
+    def _note_org(self, metadata) -> None:
+        for key, value in metadata or ():
+            if key == ORG_HEADER:
+                observe.set_org(self.request, value)
+
+    async def _traced(self, method, message):
+        """A client span for the call, its context sent along as W3C traceparent."""
+        from opentelemetry.trace import SpanKind
+
+        name = getattr(method, "_method", b"").decode().lstrip("/")
+        service, _, rpc = name.rpartition("/")
+        with tracing.tracer().start_as_current_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc},
+        ):
+            metadata = list(self._metadata)
+            tracing.inject(metadata)
+            return await self._invoke(method, message, metadata)
 
     async def get_note(self, note_id: str = "", number: int = 0) -> pb.Note:
         """The note, deleted or not; NOTE_NOT_FOUND also for ids the service cannot parse."""
@@ -440,7 +471,14 @@ class Dialect:
                     except Failure as auth_failure:
                         failure = auth_failure
             except Exception as e:  # noqa: BLE001
-                log.error("unexpected %s in %s %s", type(e).__name__, request.method, self.prefix)
+                log.error(
+                    "unexpected_error",
+                    extra={
+                        "error": type(e).__name__,
+                        "method": request.method,
+                        "dialect": self.surface,
+                    },
+                )
                 failure = Failure(Code.INTERNAL, INTERNAL, "internal error", local=True)
             return self.respond(failure, request)
 
@@ -485,7 +523,9 @@ def route_errors(dialects: list[Dialect]):
         elif status == 404:
             failure = Failure(Code.NOT_FOUND, ROUTE_NOT_FOUND, "no route matches the URL")
         else:
-            log.error("unexpected %s on %s", type(exc).__name__, dialect.prefix)
+            log.error(
+                "unexpected_error", extra={"error": type(exc).__name__, "prefix": dialect.prefix}
+            )
             failure = Failure(Code.INTERNAL, INTERNAL, "internal error")
         response = dialect.respond(failure, request)
         if failure.reason == METHOD_NOT_ALLOWED:  # also where the dialect answers 404

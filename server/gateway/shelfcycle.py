@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from . import common
 from .common import Call, Code, Failure
+from .observe import request_id_of
 
 PRIMARY_TYPES = {
     "customer": pb.SUBJECT_TYPE_CUSTOMER,
@@ -417,7 +417,7 @@ def render_error(f: Failure, request: Request) -> Response:
     param = f.violations[0][0] if f.violations else f.metadata.get("field", "")
     if param:
         error["param"] = _param(param)
-    error["requestId"] = "req_" + secrets.token_hex(12)
+    error["requestId"] = request_id_of(request)
     return JSONResponse({"error": error}, status)  # a 429's Retry-After: Dialect.respond
 
 

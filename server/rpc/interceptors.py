@@ -1,5 +1,6 @@
 """Cross-cutting concerns of every RPC, one interceptor each, around unary and streaming methods
-alike: the access log, errors, deadlines, credentials, rate limits and the surface.
+alike: tracing, the access log, metrics, errors, deadlines, credentials, rate limits and the
+surface.
 
 Each concern is a context manager around the call (`around`); `Concern` applies it to whatever
 kind of method it meets, so a server-streaming method is checked and logged exactly as a unary
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hmac
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -26,6 +26,7 @@ from ..domain.errors import DeadlineExceeded, DomainError, ValidationFailed
 from ..domain.model import Principal, Surface
 from ..service.credentials import Authenticator, sign_surface
 from ..service.limits import RateLimiter
+from ..telemetry import metrics, tracing
 from . import status
 
 log = logging.getLogger("notes.access")
@@ -35,6 +36,8 @@ OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 HEALTH_PREFIX = "/grpc.health.v1."
 SURFACE_HEADER = "x-notes-surface"
 SURFACE_SIG_HEADER = "x-notes-surface-sig"
+# Sent back to the gateway (initial metadata) once the caller is known, for its access log.
+ORG_HEADER = "x-notes-org"
 _SURFACE_NAMES = {s.value: s for s in Surface}
 
 # Methods that change nothing: rate-limited as reads.
@@ -77,6 +80,7 @@ def current() -> Call:
 @dataclass(frozen=True)
 class CallInfo:
     method: str  # "/notes.v1.NotesService/GetNote"
+    kind: str = "unary_unary"  # one of _KINDS
 
     @property
     def name(self) -> str:
@@ -132,10 +136,10 @@ class Concern(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        call = CallInfo(handler_call_details.method)
+        kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+        call = CallInfo(handler_call_details.method, kind)
         if not self.applies(call):
             return handler
-        kind = next(k for k in _KINDS if getattr(handler, k) is not None)
         behavior = getattr(handler, kind)
         around = self.around
         if handler.response_streaming:
@@ -158,8 +162,8 @@ class Concern(grpc.ServerInterceptor):
 
 
 class AccessLog(Concern):
-    """One line per call, whatever its outcome: method, code, milliseconds, organization and
-    request id (never bodies or credentials)."""
+    """One line per call, whatever its outcome: method, code, milliseconds, organization,
+    request id and trace id (never bodies or credentials)."""
 
     @contextlib.contextmanager
     def around(self, call: CallInfo, request, context) -> Iterator[None]:
@@ -172,16 +176,107 @@ class AccessLog(Concern):
             _record.reset(token)
             code = context.code()
             log.info(
-                json.dumps(
-                    {
-                        "method": call.method,
-                        "code": code.name if code is not None else "OK",
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                        "org": record.get("org", ""),
-                        "request_id": str(getattr(request, "request_id", ""))[:64],
-                    }
-                )
+                "rpc",
+                extra={
+                    "method": call.method,
+                    "code": code.name if code is not None else "OK",
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "org": record.get("org", ""),
+                    "request_id": str(getattr(request, "request_id", ""))[:64],
+                    "trace_id": tracing.current_trace_id(),
+                },
             )
+
+
+_GRPC_TYPES = {
+    "unary_unary": "UNARY",
+    "unary_stream": "SERVER_STREAM",
+    "stream_unary": "CLIENT_STREAM",
+    "stream_stream": "BIDI_STREAM",
+}
+
+
+class Metrics(Concern):
+    """grpc_server_started_total, grpc_server_handled_total and grpc_server_handling_seconds,
+    labelled as py-grpc-prometheus labels them. The labelled series of a method are looked up
+    once (labels() costs more than the increment)."""
+
+    def __init__(self) -> None:
+        self._m = metrics.get()
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        series = self._series.get((call.method, call.kind))
+        if series is None:
+            service, _, method = call.method[1:].rpartition("/")
+            labels = (_GRPC_TYPES[call.kind], service, method)
+            series = _Series(self._m, labels)
+            self._series[(call.method, call.kind)] = series
+        return _Timing(series, context)
+
+
+class _Series:
+    __slots__ = ("started", "seconds", "handled", "_m", "_labels")
+
+    def __init__(self, m: metrics.Metrics, labels: tuple[str, str, str]) -> None:
+        self._m, self._labels = m, labels
+        self.started = m.grpc_started.labels(*labels)
+        self.seconds = m.grpc_seconds.labels(*labels)
+        self.handled: dict[str, object] = {}
+
+    def handled_with(self, code: str):
+        child = self.handled.get(code)
+        if child is None:
+            child = self._m.grpc_handled.labels(*self._labels, code)
+            self.handled[code] = child
+        return child
+
+
+class _Timing:
+    __slots__ = ("_series", "_context", "_started")
+
+    def __init__(self, series: _Series, context) -> None:
+        self._series, self._context = series, context
+
+    def __enter__(self) -> None:
+        self._series.started.inc()
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        elapsed = time.perf_counter() - self._started
+        code = self._context.code()
+        self._series.handled_with(code.name if code is not None else "OK").inc()
+        self._series.seconds.observe(elapsed)
+
+
+class Tracing(Concern):
+    """A server span per call, a child of the caller's (W3C traceparent in the metadata)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        self._tracer = tracing.tracer()
+        self._server = SpanKind.SERVER
+        self._error = Status(StatusCode.ERROR)
+
+    @contextlib.contextmanager
+    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+        service, _, method = call.method[1:].rpartition("/")
+        with self._tracer.start_as_current_span(
+            call.method[1:],
+            context=tracing.extract(context.invocation_metadata()),
+            kind=self._server,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield
+            finally:
+                code = context.code()
+                span.set_attribute("rpc.grpc.status_code", code.value[0] if code else 0)
+                if code is not None and code != grpc.StatusCode.OK:
+                    span.set_status(self._error)
 
 
 class Errors(Concern):
@@ -207,7 +302,9 @@ class Errors(Concern):
         except Exception as e:  # noqa: BLE001
             if context.code() is not None:
                 raise  # an abort already decided the status
-            errors_log.error("unexpected %s in %s", type(e).__name__, call.method)
+            errors_log.error(
+                "unexpected_error", extra={"error": type(e).__name__, "method": call.method}
+            )
             context.abort_with_status(status.internal())
 
 
@@ -251,6 +348,8 @@ class Credentials(Concern):
         record = _record.get(None)
         if record is not None:
             record["org"] = principal.org
+        if _metadata(context, SURFACE_HEADER) is not None:  # the gateway logs the org too
+            context.send_initial_metadata(((ORG_HEADER, principal.org),))
         token = _principal.set(principal)
         try:
             yield
@@ -320,14 +419,25 @@ class HealthThreads(grpc.ServerInterceptor):
 
 
 def chain(
-    authenticator: Authenticator, limiter: RateLimiter, surface_key: bytes
+    authenticator: Authenticator,
+    limiter: RateLimiter,
+    surface_key: bytes,
+    *,
+    with_metrics: bool = True,
 ) -> list[grpc.ServerInterceptor]:
-    """The interceptors in order, outermost first: the log sees the final status; errors map
-    whatever the inner ones raise; the surface comes before the credentials it can grant
-    more to, and they before the limits keyed by them."""
+    """The interceptors in order, outermost first: health's own threads are chosen on the
+    outermost handler; the span holds everything (so the log line carries its trace id); the
+    log and the metrics see the final status; errors map whatever the inner ones raise; the
+    surface comes before the credentials it can grant more to, and they before the limits
+    keyed by them. Tracing and metrics are left out when off, so that off costs nothing."""
+    observing: list[grpc.ServerInterceptor] = [HealthThreads()]
+    if tracing.enabled():
+        observing.append(Tracing())
+    observing.append(AccessLog())
+    if with_metrics:
+        observing.append(Metrics())
     return [
-        HealthThreads(),
-        AccessLog(),
+        *observing,
         Errors(),
         Deadlines(),
         SurfaceOf(surface_key),

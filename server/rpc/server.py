@@ -101,6 +101,7 @@ def create_server(
             Authenticator(secret, settings.default_org, SecretBox(settings.resolved_secret_keys())),
             RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
             settings.resolved_gateway_secret(),
+            with_metrics=bool(settings.metrics_addr),
         ),
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
@@ -132,7 +133,12 @@ def create_server(
     reflection_servicer = reflection.ReflectionServicer(names)
     server.add_generic_rpc_handlers((_reflection_v1(reflection_servicer),))
 
-    port = server.add_insecure_port(address or settings.grpc_addr)
+    if settings.tls:
+        with open(settings.tls_key, "rb") as key, open(settings.tls_cert, "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port(address or settings.grpc_addr, credentials)
+    else:
+        port = server.add_insecure_port(address or settings.grpc_addr)
     if port == 0:
         raise OSError(f"cannot listen on {address or settings.grpc_addr}")
     return RunningServer(server, port, health_servicer)

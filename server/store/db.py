@@ -69,6 +69,7 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
         )
         engine = Engine(db, "sqlite")
     elif parsed.scheme in ("postgres", "postgresql"):
+        _require_psycopg()
         params = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         schema = params.pop("schema", "")
         kwargs: dict[str, object] = {
@@ -99,6 +100,17 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
     proxy.initialize(db)
     _current = engine
     return engine
+
+
+def _require_psycopg() -> None:
+    """PostgreSQL's driver is an extra: serving SQLite never installs it."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "a PostgreSQL database URL needs PostgreSQL's driver: "
+            "pip install 'notes-service[postgres]'"
+        ) from None
 
 
 def close() -> None:

@@ -31,6 +31,7 @@ from ..domain.model import (
     Visibility,
 )
 from ..memo import Memo
+from ..telemetry import store as telemetry
 from . import db
 from .models import (
     ApiKeyRow,
@@ -61,8 +62,13 @@ def _unavailable_on_failure() -> Iterator[None]:
 @contextlib.contextmanager
 def reading() -> Iterator[None]:
     """A pooled connection for the block; statements autocommit."""
-    database = db.current().database
-    with _unavailable_on_failure(), database.connection_context():
+    engine = db.current()
+    database = engine.database
+    with (
+        _unavailable_on_failure(),
+        database.connection_context(),
+        telemetry.unit("read", engine.kind),
+    ):
         cancellation.check()  # after any wait for a connection
         yield
 
@@ -83,11 +89,13 @@ class _SqliteWriters:
 
     @contextlib.contextmanager
     def turn(self, path: str) -> Iterator[None]:
+        started = time.perf_counter()
         if not self._thread.acquire(timeout=WRITE_WAIT_SECONDS):
             raise StoreUnavailable("the database is busy; retry later")
         try:
             fd = self._file(path)
             self._flock(fd)
+            telemetry.writer_waited(time.perf_counter() - started)
             try:
                 yield
             finally:
@@ -139,6 +147,7 @@ def writing() -> Iterator[None]:
         contextlib.nullcontext() if engine.is_postgres else _SQLITE_WRITERS.turn(database.database),
         _unavailable_on_failure(),
         database.connection_context(),
+        telemetry.unit("write", engine.kind),
         database.atomic(),
     ):
         cancellation.check()  # after any wait for the writer's turn or a connection

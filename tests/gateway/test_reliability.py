@@ -32,7 +32,7 @@ from starlette.requests import Request
 from server.config import Settings
 from server.gateway import app as gateway_app
 from server.gateway import common
-from tests.conftest import Tenant, new_tenant, start_service, stop_service
+from tests.conftest import Tenant, lifecycle, new_tenant, start_service, stop_service
 from tests.proxy import Proxy
 
 from .conftest import admin_jwt, basic, bearer
@@ -354,7 +354,7 @@ def _finish_held_post(sock: socket.socket, body: bytes) -> dict:
 def _events_until_stopped(svc) -> list[str]:
     """The lifecycle events the service logged, once it has logged "stopped"."""
     log = svc.wait_for_log(lambda log: any('"stopped"' in x for x in log))
-    return [json.loads(x)["event"] for x in log if x.startswith('{"event"')]
+    return lifecycle(log)
 
 
 @pytest.mark.slow  # starts its own service
