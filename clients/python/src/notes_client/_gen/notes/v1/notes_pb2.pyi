@@ -198,7 +198,7 @@ class GetNoteResponse(_message.Message):
     def __init__(self, note: _Optional[_Union[Note, _Mapping]] = ...) -> None: ...
 
 class ListNotesRequest(_message.Message):
-    __slots__ = ("subject", "include_children", "linked_record", "author_ids", "visibility", "note_types", "tags", "query", "show_deleted", "page_size", "page_token", "offset", "include_total_size")
+    __slots__ = ("subject", "include_children", "linked_record", "author_ids", "visibility", "note_types", "tags", "query", "show_deleted", "page_size", "page_token", "offset", "include_total_size", "contains")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_CHILDREN_FIELD_NUMBER: _ClassVar[int]
     LINKED_RECORD_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +212,7 @@ class ListNotesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
     subject: SubjectRef
     include_children: bool
     linked_record: SubjectRef
@@ -225,7 +226,8 @@ class ListNotesRequest(_message.Message):
     page_token: str
     offset: int
     include_total_size: bool
-    def __init__(self, subject: _Optional[_Union[SubjectRef, _Mapping]] = ..., include_children: bool = ..., linked_record: _Optional[_Union[SubjectRef, _Mapping]] = ..., author_ids: _Optional[_Iterable[str]] = ..., visibility: _Optional[_Union[Visibility, str]] = ..., note_types: _Optional[_Iterable[_Union[NoteType, str]]] = ..., tags: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., show_deleted: bool = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., include_total_size: bool = ...) -> None: ...
+    contains: str
+    def __init__(self, subject: _Optional[_Union[SubjectRef, _Mapping]] = ..., include_children: bool = ..., linked_record: _Optional[_Union[SubjectRef, _Mapping]] = ..., author_ids: _Optional[_Iterable[str]] = ..., visibility: _Optional[_Union[Visibility, str]] = ..., note_types: _Optional[_Iterable[_Union[NoteType, str]]] = ..., tags: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., show_deleted: bool = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., include_total_size: bool = ..., contains: _Optional[str] = ...) -> None: ...
 
 class ListNotesResponse(_message.Message):
     __slots__ = ("notes", "next_page_token", "total_size")
@@ -392,6 +394,62 @@ class ArchiveSubjectResponse(_message.Message):
     subject: Subject
     idempotency_status: IdempotencyStatus
     def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., idempotency_status: _Optional[_Union[IdempotencyStatus, str]] = ...) -> None: ...
+
+class ListSubjectsRequest(_message.Message):
+    __slots__ = ("type", "parent_id", "show_archived", "page_size", "page_token")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHOW_ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    type: SubjectType
+    parent_id: str
+    show_archived: bool
+    page_size: int
+    page_token: str
+    def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., parent_id: _Optional[str] = ..., show_archived: bool = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSubjectsResponse(_message.Message):
+    __slots__ = ("subjects", "next_page_token")
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subjects: _containers.RepeatedCompositeFieldContainer[Subject]
+    next_page_token: str
+    def __init__(self, subjects: _Optional[_Iterable[_Union[Subject, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class EraseSubjectRequest(_message.Message):
+    __slots__ = ("type", "id", "request_id")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    type: SubjectType
+    id: str
+    request_id: str
+    def __init__(self, type: _Optional[_Union[SubjectType, str]] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EraseSubjectResponse(_message.Message):
+    __slots__ = ("notes_erased", "links_removed")
+    NOTES_ERASED_FIELD_NUMBER: _ClassVar[int]
+    LINKS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    notes_erased: int
+    links_removed: int
+    def __init__(self, notes_erased: _Optional[int] = ..., links_removed: _Optional[int] = ...) -> None: ...
+
+class BatchCreateNotesRequest(_message.Message):
+    __slots__ = ("requests", "request_id")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CreateNoteRequest]
+    request_id: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[CreateNoteRequest, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class BatchCreateNotesResponse(_message.Message):
+    __slots__ = ("notes", "idempotency_status")
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    notes: _containers.RepeatedCompositeFieldContainer[Note]
+    idempotency_status: IdempotencyStatus
+    def __init__(self, notes: _Optional[_Iterable[_Union[Note, _Mapping]]] = ..., idempotency_status: _Optional[_Union[IdempotencyStatus, str]] = ...) -> None: ...
 
 class CheckAccessRequest(_message.Message):
     __slots__ = ("scopes",)

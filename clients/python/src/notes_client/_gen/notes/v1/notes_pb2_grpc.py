@@ -57,6 +57,11 @@ class NotesServiceStub(object):
                 request_serializer=notes_dot_v1_dot_notes__pb2.GetNoteHistoryRequest.SerializeToString,
                 response_deserializer=notes_dot_v1_dot_notes__pb2.GetNoteHistoryResponse.FromString,
                 )
+        self.BatchCreateNotes = channel.unary_unary(
+                '/notes.v1.NotesService/BatchCreateNotes',
+                request_serializer=notes_dot_v1_dot_notes__pb2.BatchCreateNotesRequest.SerializeToString,
+                response_deserializer=notes_dot_v1_dot_notes__pb2.BatchCreateNotesResponse.FromString,
+                )
 
 
 class NotesServiceServicer(object):
@@ -119,6 +124,14 @@ class NotesServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCreateNotes(self, request, context):
+        """Creates up to 1,000 notes in one transaction, all or none (AIP-233). Idempotent by the
+        batch's request_id; field violations name the failing request (requests[3].note.body).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +169,11 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.GetNoteHistory,
                     request_deserializer=notes_dot_v1_dot_notes__pb2.GetNoteHistoryRequest.FromString,
                     response_serializer=notes_dot_v1_dot_notes__pb2.GetNoteHistoryResponse.SerializeToString,
+            ),
+            'BatchCreateNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateNotes,
+                    request_deserializer=notes_dot_v1_dot_notes__pb2.BatchCreateNotesRequest.FromString,
+                    response_serializer=notes_dot_v1_dot_notes__pb2.BatchCreateNotesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -294,6 +312,23 @@ class NotesService(object):
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
+    @staticmethod
+    def BatchCreateNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/notes.v1.NotesService/BatchCreateNotes',
+            notes_dot_v1_dot_notes__pb2.BatchCreateNotesRequest.SerializeToString,
+            notes_dot_v1_dot_notes__pb2.BatchCreateNotesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
 
 class SubjectsServiceStub(object):
     """SubjectsService is the registry of records notes may attach to.
@@ -321,6 +356,16 @@ class SubjectsServiceStub(object):
                 '/notes.v1.SubjectsService/ArchiveSubject',
                 request_serializer=notes_dot_v1_dot_notes__pb2.ArchiveSubjectRequest.SerializeToString,
                 response_deserializer=notes_dot_v1_dot_notes__pb2.ArchiveSubjectResponse.FromString,
+                )
+        self.ListSubjects = channel.unary_unary(
+                '/notes.v1.SubjectsService/ListSubjects',
+                request_serializer=notes_dot_v1_dot_notes__pb2.ListSubjectsRequest.SerializeToString,
+                response_deserializer=notes_dot_v1_dot_notes__pb2.ListSubjectsResponse.FromString,
+                )
+        self.EraseSubject = channel.unary_unary(
+                '/notes.v1.SubjectsService/EraseSubject',
+                request_serializer=notes_dot_v1_dot_notes__pb2.EraseSubjectRequest.SerializeToString,
+                response_deserializer=notes_dot_v1_dot_notes__pb2.EraseSubjectResponse.FromString,
                 )
 
 
@@ -351,6 +396,23 @@ class SubjectsServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSubjects(self, request, context):
+        """Lists registered subjects in registration order. Needs `notes:read` (or a scope that
+        grants it) or `subjects:write`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseSubject(self, request, context):
+        """Erases a subject (the right to be forgotten): destroys every note about it (for an
+        order, its items' notes too) with their history, removes it from other notes' linked
+        records, clears its display name and archives it. Needs `subjects:write`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubjectsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -368,6 +430,16 @@ def add_SubjectsServiceServicer_to_server(servicer, server):
                     servicer.ArchiveSubject,
                     request_deserializer=notes_dot_v1_dot_notes__pb2.ArchiveSubjectRequest.FromString,
                     response_serializer=notes_dot_v1_dot_notes__pb2.ArchiveSubjectResponse.SerializeToString,
+            ),
+            'ListSubjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubjects,
+                    request_deserializer=notes_dot_v1_dot_notes__pb2.ListSubjectsRequest.FromString,
+                    response_serializer=notes_dot_v1_dot_notes__pb2.ListSubjectsResponse.SerializeToString,
+            ),
+            'EraseSubject': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseSubject,
+                    request_deserializer=notes_dot_v1_dot_notes__pb2.EraseSubjectRequest.FromString,
+                    response_serializer=notes_dot_v1_dot_notes__pb2.EraseSubjectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +502,40 @@ class SubjectsService(object):
         return grpc.experimental.unary_unary(request, target, '/notes.v1.SubjectsService/ArchiveSubject',
             notes_dot_v1_dot_notes__pb2.ArchiveSubjectRequest.SerializeToString,
             notes_dot_v1_dot_notes__pb2.ArchiveSubjectResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListSubjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/notes.v1.SubjectsService/ListSubjects',
+            notes_dot_v1_dot_notes__pb2.ListSubjectsRequest.SerializeToString,
+            notes_dot_v1_dot_notes__pb2.ListSubjectsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def EraseSubject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/notes.v1.SubjectsService/EraseSubject',
+            notes_dot_v1_dot_notes__pb2.EraseSubjectRequest.SerializeToString,
+            notes_dot_v1_dot_notes__pb2.EraseSubjectResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
