@@ -119,7 +119,8 @@ def tls_service(service, tmp_path):
 
 @pytest.mark.slow
 def test_grpcurl_verifies_the_service_and_calls_it_over_tls(tls_service, tenant):
-    assert records(tls_service.log)[0]["tls"] is True
+    serving = next(r for r in records(tls_service.log) if r["event"] == "serving")
+    assert serving["tls"] is True
     note = tenant.create("over tls").note
     out = subprocess.run(
         [
