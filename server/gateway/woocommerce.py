@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..service.credentials import OAUTH_PARAMS
 from . import common
 from .common import Call, Code, Failure
 
@@ -64,13 +65,6 @@ TRASH_NOT_SUPPORTED = "TRASH_NOT_SUPPORTED"
 ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
 
 
-OAUTH_PARAMS = (
-    "oauth_consumer_key",
-    "oauth_timestamp",
-    "oauth_nonce",
-    "oauth_signature",
-    "oauth_signature_method",
-)
 FORM = "application/x-www-form-urlencoded"
 
 

@@ -28,25 +28,8 @@ class Written:
 
 
 def _row(org: str, n: Note) -> tuple:
-    assert n.subject is not None and n.author is not None
-    c = repo._columns(n)  # the same encoding as a note written by the service
-    values = {
-        "number": n.row,
-        "org_number": n.number,
-        "id": n.id,
-        "org": org,
-        "subject_type": n.subject.type.value,
-        "subject_id": n.subject.id,
-        "subject_parent_id": n.subject.parent_id,
-        "author_type": n.author.type.value,
-        "author_id": n.author.id,
-        "author_name": n.author.display_name,
-        "created_via": n.created_via.value,
-        "api_key_id": n.api_key_id,
-        "purpose": n.purpose,
-        "create_time": n.create_time,
-        **c,
-    }
+    # The same encoding as a note written by the service, with the keys it kept.
+    values = {"number": n.row, "org_number": n.number, **repo.note_row(org, n)}
     return tuple(values[name] for name in NOTE_COLUMNS)
 
 

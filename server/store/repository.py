@@ -342,10 +342,10 @@ def next_org_number(org: str) -> int:
     return int(database.execute_sql(sql, (org,)).fetchone()[0])
 
 
-def insert_note(org: str, n: Note) -> tuple[int, int]:
-    """Inserts the note with its index rows; returns its row key and its number."""
+def note_row(org: str, n: Note) -> dict[str, object]:
+    """The columns of a new note's row, but its keys (number and org_number)."""
     assert n.subject is not None and n.author is not None
-    row = {
+    return {
         "id": n.id,
         "org": org,
         "subject_type": n.subject.type.value,
@@ -358,9 +358,13 @@ def insert_note(org: str, n: Note) -> tuple[int, int]:
         "api_key_id": n.api_key_id,
         "purpose": n.purpose,
         "create_time": n.create_time,
-        "org_number": next_org_number(org),
         **_columns(n),
     }
+
+
+def insert_note(org: str, n: Note) -> tuple[int, int]:
+    """Inserts the note with its index rows; returns its row key and its number."""
+    row = {**note_row(org, n), "org_number": next_org_number(org)}
     key = int(_insert("notes", [row], returning="number"))
     _write_index_rows(org, key, n)
     return key, int(row["org_number"])
