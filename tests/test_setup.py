@@ -11,8 +11,10 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from server.service import credentials
+from server.domain.model import Author, AuthorType, Principal
+from server.service import credentials, webhooks
 from server.store import repository as repo
+from server.store import webhooks as webhook_store
 from server.store.models import ApiKeyRow
 
 from .conftest import BIN, PG_URL
@@ -60,9 +62,12 @@ def test_migrate_and_keys_create_make_a_missing_schema(tmp_path):
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def test_reseal_moves_every_secret_to_a_new_first_key(service):
+def test_reseal_moves_every_secret_to_a_new_first_key(service, monkeypatch):
+    monkeypatch.setenv("NOTES_WEBHOOK_ALLOW_PRIVATE", "1")  # a receiver that need not exist
     old = os.environ["NOTES_SECRET_KEYS"]
     key = credentials.create_key("org_reseal", "u1", "U", ["notes:read"], "rotation")
+    owner = Principal("org_reseal", Author(AuthorType.SYSTEM, "t"), frozenset({"webhooks:write"}))
+    hook, hook_secret, _ = webhooks.create_webhook(owner, "http://127.0.0.1:9/h", [], True)
     new = Fernet.generate_key().decode()
     done = subprocess.run(
         [str(BIN / "notes"), "keys", "reseal"],
@@ -77,3 +82,6 @@ def test_reseal_moves_every_secret_to_a_new_first_key(service):
         sealed = ApiKeyRow.get(ApiKeyRow.key_id == key.key_id).secret_sealed
     assert credentials.SecretBox([new]).open(sealed) == key.secret  # the old key can go now
     assert credentials.SecretBox([old]).open(sealed) is None
+    with repo.reading():
+        sealed = webhook_store.get("org_reseal", hook.id).sealed_secret
+    assert credentials.SecretBox([new]).open(sealed) == hook_secret  # webhooks' too

@@ -368,19 +368,24 @@ def create_key(
 
 
 def reseal_keys(box: SecretBox) -> dict[str, int]:
-    """Seals every sealed secret again with the first key (after a new key was put first).
-    Secrets no configured key opens are left as they are and counted."""
+    """Seals every sealed secret (API keys' and webhooks') again with the first key, after a
+    new key was put first. Secrets no configured key opens are left as they are and counted."""
+    from ..store import webhooks
+
     with repo.reading():
-        rows = [r for r in repo.list_all_keys() if r.secret_sealed]
+        rows = [(r.key_id, r.secret_sealed, repo.set_key_sealed) for r in repo.list_all_keys()]
+        rows += [(i, s, webhooks.set_sealed_secret) for i, s in webhooks.sealed_secrets()]
     done = unreadable = 0
-    for r in rows:
+    for owner, sealed, store in rows:
+        if not sealed:
+            continue
         try:
-            sealed = box.reseal(r.secret_sealed)
+            resealed = box.reseal(sealed)
         except (InvalidToken, ValueError):
             unreadable += 1
             continue
         with repo.writing():
-            repo.set_key_sealed(r.key_id, sealed)
+            store(owner, resealed)
         done += 1
     return {"resealed": done, "unreadable": unreadable}
 

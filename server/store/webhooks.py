@@ -172,6 +172,15 @@ def disable(webhook_id: str, reason: str, now: int) -> None:
 # --- deliveries ----------------------------------------------------------------------------
 
 
+def sealed_secrets() -> list[tuple[str, str]]:
+    """(id, sealed secret) of every webhook of every organization: for resealing."""
+    return [(r[0], r[1]) for r in _execute('SELECT "id", "sealed_secret" FROM "webhooks"')]
+
+
+def set_sealed_secret(webhook_id: str, sealed: str) -> None:
+    _execute('UPDATE "webhooks" SET "sealed_secret" = ? WHERE "id" = ?', (sealed, webhook_id))
+
+
 def fan_out(org: str, event_id: str, event_type: str, now: int) -> int:
     """Inside the event's transaction: one pending delivery per enabled webhook of org
     subscribed to event_type; returns how many. With no webhook it is one index probe."""
