@@ -196,6 +196,11 @@ class Settings:
     def effective_max_watchers(self) -> int:
         return self.max_watchers if self.max_watchers > 0 else max(1, self.threads // 4)
 
+    def pool_size(self) -> int:
+        """Database connections a serving process may hold at once: one per RPC thread, one
+        per webhook delivery thread, and a few for background work (purges, publishing)."""
+        return self.threads + (self.webhook_workers if self.webhook_delivery else 0) + 4
+
     def resolved_secret_keys(self) -> list[str]:
         """NOTES_SECRET_KEYS (comma-separated), or one key kept in var/secret-keys."""
         if not self.secret_keys:

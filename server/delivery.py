@@ -269,20 +269,27 @@ class Deliverer:
 
     def _run(self) -> None:
         poll = self.settings.webhook_poll_seconds
+        failures = 0
         with client(self.settings) as http:
             while not self._stopping.is_set():
                 seen = service.signals
                 try:
                     batch = self._claim()
-                except Exception:  # noqa: BLE001 - the store is down: try again later
-                    log.exception("claiming a webhook delivery failed")
-                    self._stopping.wait(poll)
+                    if batch:
+                        self._record(self._send(http, batch))
+                    failures = 0
+                except Exception as e:  # noqa: BLE001 - the store is down: try again later
+                    # A claimed batch's lease expires and it is retried. The type only (a
+                    # message may carry SQL), and fewer lines the longer the store is away.
+                    failures += 1
+                    if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th... failure
+                        log.warning(
+                            "webhook_store_failed",
+                            extra={"error": type(e).__name__, "failures": failures},
+                        )
+                    self._stopping.wait(min(poll * 2**failures, 5.0))
                     continue
                 if batch:
-                    try:
-                        self._record(self._send(http, batch))
-                    except Exception:  # noqa: BLE001 - the lease expires and it is retried
-                        log.exception("a webhook delivery failed unrecorded")
                     continue
                 with service.DUE:
                     if service.signals == seen and not self._stopping.is_set():

@@ -184,8 +184,9 @@ def raise_open_file_limit() -> tuple[int, int, int]:
     return soft, raised, hard
 
 
-# Descriptors kept for everything but client connections: the database pool, the gateway's
-# channel, logs, listening sockets, gRPC's own.
+# Descriptors kept for everything but client connections and the database pool
+# (Settings.pool_size): the gateway's channel, logs, listening sockets, gRPC's own, the
+# webhook sender's connections.
 FD_RESERVE = 64
 
 
@@ -193,7 +194,7 @@ def fit_open_files(settings: Settings) -> Settings:
     """Raises the open-file limit and caps each port's connections at half of what is left,
     so that however many connections one port is sent, the other still has descriptors."""
     before, soft, hard = raise_open_file_limit()
-    budget = max(16, (soft - FD_RESERVE - settings.threads) // 2)
+    budget = max(16, (soft - FD_RESERVE - settings.pool_size()) // 2)
     fitted = dataclasses.replace(
         settings,
         http_max_connections=max(1, min(settings.http_max_connections, budget)),
@@ -288,7 +289,7 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
 
     engine = db.open_database(
         settings.database_url,
-        pool_size=settings.threads + 4,
+        pool_size=settings.pool_size(),
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     migrations.migrate(engine)
