@@ -34,6 +34,7 @@ from .conftest import (
     start_service,
     stop_service,
 )
+from .events_helpers import drain
 from .gateway.conftest import admin_jwt, bearer
 from .webhook_receiver import Receiver
 
@@ -493,3 +494,26 @@ def test_sigkill_while_the_receiver_hangs_loses_no_delivery(service, tmp_path):
             if svc is not None:
                 stop_service(svc)
         drop()
+
+
+def test_an_erasure_reaches_the_feed_and_webhooks_as_note_erased_without_content(service, tenant):
+    """Erasing a customer: the feed keeps no event of the erased notes but one note.erased
+    each, with the id and subject and nothing of the text; a webhook subscribed to
+    note.erased receives it (signed like any other event)."""
+    note = tenant.create("secret words of the customer").note
+    with Receiver() as receiver:
+        created = create_hook(tenant, receiver.url, ["note.erased"])
+        tenant.subjects.EraseSubject(
+            pb.EraseSubjectRequest(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1"),
+            metadata=tenant.auth,
+        )
+        (got,) = receiver.wait_count(1)
+        payload = got.verified(created.secret)
+    events, _ = drain(tenant)
+    assert [(e.type, e.note.id) for e in events] == [("note.erased", note.id)]
+    (erased,) = events
+    assert erased.note.subject.id == "cus_1" and erased.note.number == note.number
+    assert not erased.note.body and "secret words" not in str(erased)
+    assert payload["type"] == "note.erased"
+    assert payload["data"]["id"] == erased.id and payload["data"]["note"]["id"] == note.id
+    assert "secret words" not in json.dumps(payload)

@@ -52,8 +52,36 @@ def emitted(action: str, before: Note | None, after: Note) -> list[str]:
     return types
 
 
+def _append(
+    org: str,
+    event_type: str,
+    note: Note,
+    actor: Author,
+    *,
+    surface: Surface,
+    request_id: str,
+    at: int,
+    api_key_id: str = "",
+    purpose: str = "",
+) -> None:
+    """Appends one event carrying note, and the webhook deliveries it is due."""
+    assert note.subject is not None
+    payload = {
+        "note": note.to_json(),
+        "actor": {"type": actor.type.value, "id": actor.id, "display_name": actor.display_name},
+        "surface": surface.value,
+        "request_id": request_id,
+        "api_key_id": api_key_id,
+        "purpose": purpose,
+    }
+    subject = (note.subject.type.value, note.subject.id, note.subject.parent_id)
+    event_id = new_event_id()
+    outbox.append(org, event_id, event_type, note.id, subject, at, payload)
+    webhooks.fan_out(org, event_id, event_type, at)
+
+
 def record(
-    p,
+    p: Principal,
     action: str,
     before: Note | None,
     after: Note,
@@ -63,25 +91,28 @@ def record(
     at: int,
 ) -> None:
     """Inside the change's transaction: appends the change's events."""
-    assert after.subject is not None
-    payload = {
-        "note": after.to_json(),
-        "actor": {
-            "type": p.author.type.value,
-            "id": p.author.id,
-            "display_name": p.author.display_name,
-        },
-        "surface": surface.value,
-        "request_id": request_id,
-        "api_key_id": p.api_key_id,
-        "purpose": p.purpose,
-    }
-    subject = (after.subject.type.value, after.subject.id, after.subject.parent_id)
     for event_type in emitted(action, before, after):
-        event_id = new_event_id()
-        outbox.append(p.org, event_id, event_type, after.id, subject, at, payload)
-        webhooks.fan_out(p.org, event_id, event_type, at)
+        _append(
+            p.org,
+            event_type,
+            after,
+            p.author,
+            surface=surface,
+            request_id=request_id,
+            at=at,
+            api_key_id=p.api_key_id,
+            purpose=p.purpose,
+        )
     # Before the commit, so a watcher woken now may find nothing yet; its next poll will.
+    FEED.notify()
+
+
+def record_erased(org: str, actor: Author, notes: list[Note], *, request_id: str, at: int) -> None:
+    """Inside the erasure's transaction, after the notes' earlier events went with them: one
+    note.erased per note, carrying its id, number and subject and nothing of its content."""
+    for n in notes:
+        stub = Note(id=n.id, number=n.number, org=org, subject=n.subject, author=actor)
+        _append(org, ERASED, stub, actor, surface=Surface.GRPC, request_id=request_id, at=at)
     FEED.notify()
 
 
@@ -266,23 +297,3 @@ def purge_expired(retention_days: int, batch: int = 1000) -> int:
         total += purged
         if purged < batch:
             return total
-
-
-def record_erased(org: str, actor: Author, notes: list[Note], *, request_id: str, at: int) -> None:
-    """Inside the erasure's transaction, after the notes' earlier events went with them: one
-    note.erased per note, carrying its id, number and subject and nothing of its content."""
-    for n in notes:
-        assert n.subject is not None
-        stub = Note(id=n.id, number=n.number, org=org, subject=n.subject, author=actor)
-        stub.body = ""
-        payload = {
-            "note": stub.to_json(),
-            "actor": {"type": actor.type.value, "id": actor.id, "display_name": actor.display_name},
-            "surface": Surface.GRPC.value,
-            "request_id": request_id,
-            "api_key_id": "",
-            "purpose": "",
-        }
-        subject = (n.subject.type.value, n.subject.id, n.subject.parent_id)
-        outbox.append(org, new_event_id(), ERASED, n.id, subject, at, payload)
-    FEED.notify()

@@ -968,8 +968,14 @@ def erase_notes(org: str, numbers: list[int]) -> list[Note]:
                 ' (SELECT 1 FROM json_each(?) WHERE instr("response", "value") > 0)',
                 (org, json.dumps(ids)),
             )
-        # The change feed's events carry the notes as they were: they go too (the service
-        # appends one content-free note.erased per note afterwards).
+        # The change feed's events carry the notes as they were: they go too, with the
+        # webhook deliveries that would send them (the service appends one content-free
+        # note.erased per note afterwards).
+        _execute(
+            'DELETE FROM "webhook_deliveries" WHERE "org" = ? AND "event_id" IN (SELECT "id"'
+            f' FROM "events" WHERE "org" = ? AND "note_id" IN ({marks}))',
+            [org, org, *ids],
+        )
         _execute(f'DELETE FROM "events" WHERE "org" = ? AND "note_id" IN ({marks})', [org, *ids])
         for n in notes:
             DECODED.discard((org, n.row, n.version))
