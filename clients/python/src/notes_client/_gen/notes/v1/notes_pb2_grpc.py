@@ -118,7 +118,8 @@ class NotesServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetNoteHistory(self, request, context):
-        """Lists the audit trail of one note, oldest first; it outlives deletion.
+        """Lists the audit trail of one note, oldest first; it outlives soft deletion (an erasure
+        destroys it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
