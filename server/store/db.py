@@ -67,6 +67,9 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
                 "secure_delete": 1,
             },
         )
+        # Case-insensitive containment with Unicode case folding (SQLite's LIKE and lower()
+        # fold ASCII only): the scan behind customer notes' q within a subject.
+        db.register_function(contains_folded, "notes_contains", 2, deterministic=True)
         engine = Engine(db, "sqlite")
     elif parsed.scheme in ("postgres", "postgresql"):
         _require_psycopg()
@@ -111,6 +114,14 @@ def _require_psycopg() -> None:
             "a PostgreSQL database URL needs PostgreSQL's driver: "
             "pip install 'notes-service[postgres]'"
         ) from None
+
+
+def contains_folded(haystack: str | None, needle: str | None) -> int:
+    """Whether haystack contains needle, both case-folded (str.casefold: "STRASSE" finds
+    "straße")."""
+    if haystack is None or needle is None:
+        return 0
+    return int(needle.casefold() in haystack.casefold())
 
 
 def close() -> None:

@@ -95,6 +95,22 @@ def test_q_finds_notes_containing_the_text(http, tenant):
     assert found("100%") == [] and found("_") == []  # LIKE's wildcards are plain text
 
 
+def test_q_folds_case_beyond_ascii(http, tenant):
+    """Medusa's ILIKE folds every letter's case, not only ASCII's."""
+    admin = bearer(medusa_admin_token(org=tenant.org))
+    for body in ("Frau MÜLLER rief an", "Ärger mit der Lieferung", "Élodie a appelé"):
+        assert http.post(customer_notes(), headers=admin, json={"body": body}).status_code == 201
+
+    def found(q: str) -> list[str]:
+        response = http.get(customer_notes(), headers=admin, params={"q": q})
+        assert response.status_code == 200, response.text
+        return sorted(n["body"] for n in response.json()["notes"])
+
+    assert found("müller") == ["Frau MÜLLER rief an"]
+    assert found("äR") == ["Ärger mit der Lieferung"]  # shorter than a trigram
+    assert found("éLODIE") == ["Élodie a appelé"]
+
+
 def test_q_of_a_whole_twenty_word_sentence_finds_its_note(http, tenant):
     admin = bearer(medusa_admin_token(org=tenant.org))
     sentence = (
