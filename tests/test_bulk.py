@@ -86,6 +86,13 @@ def test_bulk_loaded_notes_read_through_the_service(service, tenant):
         assert [n.number for n in found] == expected
         assert total == len(expected)
 
+    # Containment over every note (the trigram index, which the load fills in one go): a
+    # part of the search word, in any case.
+    part = data.search_word[1:-1].upper()
+    found, total = _list_all(tenant, contains=part)
+    expected = [r.org_number for r in live if part.lower() in f"{r.title} {r.body}".lower()]
+    assert expected and [n.number for n in found] == expected and total == len(expected)
+
     # The audit trail has the CREATE event, and notes created afterwards number on and are
     # searchable (the full-text trigger is back in place).
     history = tenant.notes.GetNoteHistory(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..domain.model import Note, NoteEvent, Subject, SubjectType
 from . import db
 from . import repository as repo
-from .bulk import EVENT_COLUMNS, NOTE_COLUMNS
+from .bulk import EVENT_COLUMNS, NOTE_COLUMNS, fts_in_one_go
 
 
 @dataclass
@@ -179,21 +179,11 @@ def write_notes(org: str, notes: list[Note], events: dict[str, list[NoteEvent]])
                 copy.write_row(r)
         out.created = len(fresh)
         return out
-    trigger = cursor.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'notes_fts_insert'"
-    ).fetchone()
-    if trigger:
-        cursor.execute("DROP TRIGGER notes_fts_insert")
-    cursor.executemany(
-        f"INSERT INTO notes ({columns}) VALUES ({', '.join('?' * len(NOTE_COLUMNS))})", rows
-    )
-    if trigger:
-        cursor.execute(
-            "INSERT INTO notes_fts (rowid, title, body) SELECT number, title, body FROM notes"
-            " WHERE number IN (SELECT value FROM json_each(?))",
-            (json.dumps([n.row for n in fresh]),),
+    keys = (json.dumps([n.row for n in fresh]),)
+    with fts_in_one_go(cursor, "number IN (SELECT value FROM json_each(?))", keys):
+        cursor.executemany(
+            f"INSERT INTO notes ({columns}) VALUES ({', '.join('?' * len(NOTE_COLUMNS))})", rows
         )
-        cursor.execute(trigger[0])
     cursor.executemany("INSERT INTO note_tags (note_number, org, tag) VALUES (?, ?, ?)", tags)
     cursor.executemany(
         "INSERT INTO note_links (note_number, org, type, record_id) VALUES (?, ?, ?, ?)", links

@@ -401,6 +401,9 @@ def test_woocommerce_notes_keep_their_ids_and_dates(service, tenant, http, consu
     ]
     one = http.get(f"/wp-json/wc/v3/orders/9723/notes/{base}", auth=consumer).json()
     assert one["note"] == "Order ok!!!" and one["date_created"] == "2017-03-21T16:46:41"
+    # Imported notes are in the containment (trigram) index too, which the import fills.
+    found = tenant.notes.ListNotes(pb.ListNotesRequest(contains="RDER OK!"), metadata=tenant.auth)
+    assert [n.number for n in found.notes] == [base]
 
 
 def test_newstore_notes_keep_their_uuids_and_times(service, tenant, http, tmp_path):
