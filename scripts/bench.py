@@ -1539,7 +1539,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", default="", help="comma separated name parts to run")
     p.add_argument("--output", default="bench-results.md")
     p.add_argument("--profile", default="", help="directory for py-spy raw profiles")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (and PostgreSQL schema)"
+    )
     p.add_argument(
         "--import-notes",
         type=int,
@@ -1610,6 +1612,9 @@ def main(argv: list[str] | None = None) -> int:
         report = head + "\n".join(render_overhead(overhead)) + "\n"
     finally:
         for store in stores:
+            if args.keep and store.schema:
+                print(f"kept schema {store.schema} (DROP SCHEMA ... CASCADE when done)")
+                continue
             with contextlib.suppress(Exception):
                 store.drop()
         if args.keep:

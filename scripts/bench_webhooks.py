@@ -176,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=200.0)
     p.add_argument("--latency-seconds", type=float, default=15.0)
     p.add_argument("--variants", default="abcd", help="which of a, b, c, d to run")
-    p.add_argument("--profile", default="", help="py-spy: record the (b) server here (svg)")
+    p.add_argument(
+        "--profile",
+        default="",
+        help="py-spy: raw profiles (--idle) of the server in (a) and (b), round 1, here",
+    )
     p.add_argument("--output", default="bench-webhooks.md")
     args = p.parse_args(argv)
 
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 # is drained by the serving process and by `notes deliver` in turn.
                 order = [v for v in ("abcd" if r % 2 == 0 else "badc") if v in args.variants]
                 for v in order:
-                    on = deliver = None
+                    on = deliver = spy = None
                     try:
                         if v == "c":
                             on = bench.start_server(store, 1, jwt_secret, workdir, {}, "-on")
@@ -247,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                         elif v == "d":
                             deliver = Deliver(store, jwt_secret, workdir)
                             drain("notes deliver process")
-                        if v == "b" and args.profile and r == 0:
+                        if v in "ab" and args.profile and r == 0:
+                            Path(args.profile).mkdir(parents=True, exist_ok=True)
                             spy = subprocess.Popen(
                                 [
                                     str(bench.BIN / "py-spy"),
@@ -255,10 +260,13 @@ def main(argv: list[str] | None = None) -> int:
                                     "--rate",
                                     "200",
                                     "--nonblocking",
+                                    "--idle",
+                                    "--format",
+                                    "raw",
                                     "-d",
                                     str(int(args.seconds)),
                                     "-o",
-                                    str(Path(args.profile) / f"webhooks-b-{store.kind}.svg"),
+                                    str(Path(args.profile) / f"webhooks-{v}-{store.kind}.txt"),
                                     "--pid",
                                     str(off.pids[-1]),
                                 ],
@@ -287,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                             on.stop()
                         if deliver is not None:
                             deliver.stop()
-                    if v == "b" and args.profile and r == 0:
-                        spy.wait(timeout=120)
+                        if spy is not None:
+                            spy.wait(timeout=120)
 
             # commit -> delivery at --rate notes/s, with each way of delivering
             for how in ("serving process", "notes deliver process"):
