@@ -371,6 +371,7 @@ class Scenario:
     note: str = ""
     missing: str = ""  # why the row could not run
     connections: int = 0  # 0: --connections
+    baseline: str = ""  # the scenario this one is compared with (contains: the plain list)
 
 
 def grpc_frame(message) -> bytes:
@@ -533,7 +534,83 @@ def http_scenarios(store: Store, creds: dict[str, str]) -> list[Scenario]:
     ]
 
 
-SINGLE_CLIENT = ("GetNote", "ListNotes, hot subject, page 1", "search")
+# Substring search (ListNotesRequest.contains, customer notes' q), only with --scenarios
+# contains: each case on a subject, compared with the plain ListNotes of the same subject.
+CONTAINS = "contains"
+CONTAINS_PLAIN = "contains baseline: ListNotes, "
+
+
+def contains_scenarios(server: Server, store: Store, creds: dict[str, str]) -> list[Scenario]:
+    """Terms taken from the hot customer's first page, so that each is known to match."""
+    import grpc
+    from notes.v1 import notes_pb2 as pb
+    from notes.v1 import notes_pb2_grpc as pb_grpc
+
+    from server.rpc.convert import ref_out
+
+    t = store.targets
+    hot = ref_out(t["hot"])
+    cold = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id=t["cold_customer"])
+    md = (("authorization", f"Bearer {creds['secret']}"),)
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.NotesServiceStub(channel)
+        page = stub.ListNotes(pb.ListNotesRequest(subject=hot, page_size=200), metadata=md)
+        bodies = [n.body for n in page.notes]
+        numbers = [m for b in bodies for m in re.findall(r"\b\d{5}\b", b)]
+        long = next(b for b in bodies if len(b.split()) >= 20)
+        sentence = " ".join(long.split()[:20])
+
+        def count(subject, text: str) -> int:
+            req = pb.ListNotesRequest(
+                subject=subject, contains=text, page_size=1, include_total_size=True
+            )
+            return stub.ListNotes(req, metadata=md, timeout=120).total_size
+
+        plain_hot, plain_cold = CONTAINS_PLAIN + "hot customer", CONTAINS_PLAIN + "cold customer"
+        cases = [
+            ("hot customer, 3+ chars, common", hot, "the", plain_hot),
+            ("hot customer, 3+ chars, many", hot, t["word"], plain_hot),
+            ("hot customer, 3+ chars, rare", hot, numbers[0], plain_hot),
+            ("hot customer, 2 chars", hot, "oa", plain_hot),
+            ("hot customer, 1 char", hot, "z", plain_hot),
+            ("hot customer, 20-word sentence", hot, sentence, plain_hot),
+            ("cold customer, 3+ chars", cold, t["word"], plain_cold),
+        ]
+        # Not the matches: counting every match of a common term through the trigram index
+        # can take minutes on SQLite (see docs/benchmarks.md, substring search).
+        sizes = {plain_hot: count(hot, ""), plain_cold: count(cold, "")}
+    svc = "/notes.v1.NotesService/ListNotes"
+    auth = {"authorization": f"Bearer {creds['secret']}"}
+    out = [
+        Scenario(
+            name,
+            "grpc",
+            svc,
+            grpc_frame(pb.ListNotesRequest(subject=subject)),
+            "POST",
+            auth,
+            note=f"{sizes[name]:,} notes on the subject",
+        )
+        for name, subject in ((plain_hot, hot), (plain_cold, cold))
+    ]
+    for name, subject, text, baseline in cases:
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        out.append(
+            Scenario(
+                f"contains: {name}",
+                "grpc",
+                svc,
+                grpc_frame(pb.ListNotesRequest(subject=subject, contains=text)),
+                "POST",
+                auth,
+                note=f"'{shown}' ({len(text)} chars), {sizes[baseline]:,} notes on the subject",
+                baseline=baseline,
+            )
+        )
+    return out
+
+
+SINGLE_CLIENT = ("GetNote", "ListNotes, hot subject, page 1", "search", "contains")
 SINGLE_SUFFIX = " (1 client)"
 
 
@@ -865,6 +942,7 @@ class Row:
     results: list[Result] = field(default_factory=list)
     note: str = ""
     missing: str = ""
+    baseline: str = ""
 
     def median(self, attr: str) -> float:
         values = [getattr(r, attr) for r in self.results]
@@ -914,6 +992,8 @@ def bench_store(
                     if s.name.startswith("search"):
                         query = s.name.split(": ", 1)[1]
                         s.note = f"{search_matches(server, creds, query):,} matching notes"
+                if any(CONTAINS in n for n in scenario_names):
+                    scenarios += contains_scenarios(server, store, creds)
             scenarios = with_single_client(scenarios)
             if scenario_names:
                 scenarios = [
@@ -924,7 +1004,7 @@ def bench_store(
             label = f"{store.notes:,}"
             table = {}
             for sc in scenarios:
-                row = Row(label, workers, sc.name, note=sc.note)
+                row = Row(label, workers, sc.name, note=sc.note, baseline=sc.baseline)
                 problem = verify(server, sc)
                 if problem:
                     row.missing = problem
@@ -1127,12 +1207,44 @@ def render(rows: list[Row], stores: list[Store], rss, info, args) -> str:
             f"{r.cpu('other'):.2f} | "
             f"{r.note} |"
         )
+    lines += render_contains(rows, args.connections)
     lines += ["", "Server RSS (VmRSS after the runs):", ""]
     for (label, workers), kb in rss.items():
         per = ", ".join(f"{v / 1024:.0f} MB" for v in kb.values())
         lines.append(f"- {label} notes, {workers} worker(s): {per} (pids {list(kb)})")
     lines += ["", *targets(rows, floors, rss, stores)]
     return "\n".join(lines) + "\n"
+
+
+def render_contains(rows: list[Row], connections: int) -> list[str]:
+    """Each contains case against the plain ListNotes of its subject, same server and run."""
+    by = {(r.store, r.workers, r.name): r for r in rows if r.results}
+    out = []
+    for r in rows:
+        if not (r.baseline and r.results):
+            continue
+        suffix = SINGLE_SUFFIX if r.name.endswith(SINGLE_SUFFIX) else ""
+        b = by.get((r.store, r.workers, r.baseline + suffix))
+        if b is None:
+            continue
+        if not out:
+            out = [
+                "",
+                "Substring search (contains) against the plain ListNotes of the same subject "
+                "(ratios of medians):",
+                "",
+                "| notes | workers | case | clients | p50 ms | p99 ms | p50 / plain "
+                "| rps / plain |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+        clients = 1 if suffix else connections
+        out.append(
+            f"| {r.store} | {r.workers} | {r.name.removesuffix(suffix)} | {clients} | "
+            f"{r.median('p50_ms'):.2f} | {r.median('p99_ms'):.2f} | "
+            f"{r.median('p50_ms') / b.median('p50_ms'):.1f} | "
+            f"{r.median('rps') / b.median('rps'):.3f} |"
+        )
+    return out
 
 
 def targets(rows: list[Row], floors, rss, stores: list[Store]) -> list[str]:
@@ -1249,6 +1361,163 @@ def bench_import(count: int) -> int:
     return 0 if created == count else 1
 
 
+def _open_sqlite(path: Path, secure_delete: bool):
+    """The store as the service opens it; with secure_delete False, every connection of this
+    benchmark's pool gets PRAGMA secure_delete = 0 instead (a bench-only path: the service's
+    default stays on)."""
+    from server.store import db
+
+    engine = db.open_database(f"sqlite:///{path}", pool_size=2)
+    if not secure_delete:
+        database = engine.database
+        database.close_all()
+        database._pragmas = [(k, 0 if k == "secure_delete" else v) for k, v in database._pragmas]
+    value = engine.database.execute_sql("PRAGMA secure_delete").fetchone()[0]
+    assert value == int(secure_delete), value
+    return engine
+
+
+def bench_secure_delete(seconds: float, rounds: int, seed_notes: int) -> int:
+    """CreateNote and UpdateNote at the service layer (server.service.notes, one thread, in
+    this process) on two fresh SQLite files, one with the service's secure_delete = ON, one
+    with it OFF; interleaved rounds of `seconds` each, medians and the OFF/ON ratio."""
+    import random
+
+    from server.domain.model import (
+        Author,
+        AuthorType,
+        NoteFields,
+        Principal,
+        Subject,
+        SubjectRef,
+        SubjectType,
+    )
+    from server.service import notes as service
+    from server.service import subjects
+    from server.store import bulk, db, migrations
+
+    p = Principal(
+        ORG, Author(AuthorType.USER, "user_1"), frozenset(["notes:write", "subjects:write"])
+    )
+    ref = SubjectRef(SubjectType.CUSTOMER, "cus_sd")
+    rng = random.Random(7)
+    words = bulk.ITEMS + bulk.PEOPLE + bulk.PLACES + bulk.MATERIALS
+
+    def text() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(8, 60)))
+
+    results: dict[tuple[str, bool], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="notes-secure-delete-") as tmp:
+        paths = {True: Path(tmp) / "on.db", False: Path(tmp) / "off.db"}
+        ids: dict[bool, list[str]] = {True: [], False: []}
+        for on, path in paths.items():
+            engine = _open_sqlite(path, on)
+            try:
+                migrations.migrate(engine)
+                bulk.load(ORG, seed_notes, subjects=100)
+                subjects.upsert_subject(p, Subject(SubjectType.CUSTOMER, "cus_sd"))
+                for _ in range(200):
+                    ids[on].append(service.create_note(p, NoteFields(ref, body=text())).note.id)
+            finally:
+                db.close()
+        for r in range(rounds):
+            for on in (True, False) if r % 2 == 0 else (False, True):
+                engine = _open_sqlite(paths[on], on)
+                try:
+                    for op in ("CreateNote", "UpdateNote"):
+                        n, end = 0, time.perf_counter() + seconds
+                        started = time.perf_counter()
+                        while time.perf_counter() < end:
+                            if op == "CreateNote":
+                                note = service.create_note(p, NoteFields(ref, body=text()))
+                                ids[on].append(note.note.id)
+                            else:
+                                service.update_note(
+                                    p,
+                                    rng.choice(ids[on]),
+                                    NoteFields(body=text(), title=text()[:80]),
+                                    ("body", "title"),
+                                )
+                            n += 1
+                        rate = n / (time.perf_counter() - started)
+                        results.setdefault((op, on), []).append(rate)
+                        print(
+                            f"  [{r + 1}/{rounds}] {op:<10} secure_delete={'ON ' if on else 'OFF'}"
+                            f" {rate:7.1f}/s",
+                            flush=True,
+                        )
+                finally:
+                    db.close()
+        sizes = {on: path.stat().st_size for on, path in paths.items()}
+    print(
+        f"\n| operation (service layer, 1 thread, SQLite, {seed_notes:,} notes seeded) "
+        "| secure_delete ON | OFF | OFF / ON | runs ON | runs OFF |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for op in ("CreateNote", "UpdateNote"):
+        on, off = (statistics.median(results[(op, v)]) for v in (True, False))
+        runs = [", ".join(f"{x:.0f}" for x in results[(op, v)]) for v in (True, False)]
+        print(f"| {op} | {on:.0f}/s | {off:.0f}/s | {off / on:.3f} | {runs[0]} | {runs[1]} |")
+    print(f"\nfile sizes: ON {sizes[True] / 1e6:.1f} MB, OFF {sizes[False] / 1e6:.1f} MB")
+    return 0
+
+
+def bench_trigram_load(notes: int, rounds: int) -> int:
+    """bulk.load of `notes` notes into fresh SQLite files: as it is (the notes_trgm_insert
+    trigger fires per row), without the trigram index (the trigger dropped: the load before
+    it existed), and without the trigger followed by one FTS5 'rebuild' of notes_trgm (what a
+    set-based fill would cost). Interleaved rounds, medians; checks the index is complete."""
+    from server.store import bulk, db, migrations
+
+    variants = ("trigger (as is)", "no trigram index", "no trigger + rebuild")
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory(prefix="notes-trgm-load-") as tmp:
+        for r in range(rounds):
+            order = variants if r % 2 == 0 else variants[::-1]
+            for v in order:
+                path = Path(tmp) / f"{r}-{variants.index(v)}.db"
+                engine = db.open_database(f"sqlite:///{path}", pool_size=2)
+                try:
+                    migrations.migrate(engine)
+                    database = engine.database
+                    if v != variants[0]:
+                        database.execute_sql("DROP TRIGGER notes_trgm_insert")
+                    started = time.perf_counter()
+                    bulk.load(ORG, notes, subjects=max(notes // 100, 10))
+                    if v == variants[2]:
+                        with database.atomic():
+                            database.execute_sql(
+                                "INSERT INTO notes_trgm (notes_trgm) VALUES ('rebuild')"
+                            )
+                    seconds = time.perf_counter() - started
+                    times[v].append(seconds)
+                    check = ""
+                    if v != variants[1]:
+                        found = database.execute_sql(
+                            "SELECT count(*) FROM notes_trgm WHERE notes_trgm MATCH ?",
+                            ('"sideboard"',),
+                        ).fetchone()[0]
+                        like = database.execute_sql(
+                            "SELECT count(*) FROM notes WHERE lower(title || ' ' || body)"
+                            " LIKE '%sideboard%'"
+                        ).fetchone()[0]
+                        check = f"  trigram matches {found:,} / LIKE {like:,}"
+                        if found != like:
+                            raise RuntimeError(f"the trigram index is incomplete: {check}")
+                    print(f"  [{r + 1}/{rounds}] {v:<22} {seconds:6.1f} s{check}", flush=True)
+                finally:
+                    db.close()
+                path.unlink()
+    base = statistics.median(times[variants[1]])
+    print(f"\n| bulk.load of {notes:,} notes, SQLite | seconds (median) | vs no trigram | runs |")
+    print("| --- | --- | --- | --- |")
+    for v in variants:
+        m = statistics.median(times[v])
+        runs = ", ".join(f"{x:.1f}" for x in times[v])
+        print(f"| {v} | {m:.1f} | {m / base:.2f}x | {runs} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--webhooks" in argv:  # a section of its own: scripts/bench_webhooks.py
@@ -1268,7 +1537,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", default="", help="comma separated name parts to run")
     p.add_argument("--output", default="bench-results.md")
     p.add_argument("--profile", default="", help="directory for py-spy raw profiles")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (and PostgreSQL schema)"
+    )
     p.add_argument(
         "--import-notes",
         type=int,
@@ -1281,9 +1552,27 @@ def main(argv: list[str] | None = None) -> int:
         default="yes",
         help="the metrics/tracing A/B on the first store (only: nothing else)",
     )
+    p.add_argument(
+        "--secure-delete",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="only the SQLite secure_delete ON/OFF A/B of CreateNote and UpdateNote at the "
+        "service layer, SECONDS a run, --repeat rounds, on --notes seeded notes",
+    )
+    p.add_argument(
+        "--trigram-load",
+        action="store_true",
+        help="only the SQLite bulk-load A/B: --notes notes with and without the trigram "
+        "index (notes_trgm), --repeat rounds",
+    )
     args = p.parse_args(argv)
+    if args.trigram_load:
+        return bench_trigram_load(args.notes, args.repeat)
     if args.import_notes:
         return bench_import(args.import_notes)
+    if args.secure_delete:
+        return bench_secure_delete(args.secure_delete, args.repeat, args.notes)
     args.workers = [int(w) for w in args.workers.split(",") if w]
     scenario_names = [s for s in args.scenarios.split(",") if s]
 
@@ -1321,6 +1610,9 @@ def main(argv: list[str] | None = None) -> int:
         report = head + "\n".join(render_overhead(overhead)) + "\n"
     finally:
         for store in stores:
+            if args.keep and store.schema:
+                print(f"kept schema {store.schema} (DROP SCHEMA ... CASCADE when done)")
+                continue
             with contextlib.suppress(Exception):
                 store.drop()
         if args.keep:
