@@ -67,8 +67,8 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
                 "secure_delete": 1,
             },
         )
-        # Case-insensitive containment with Unicode case folding (SQLite's LIKE and lower()
-        # fold ASCII only): the scan behind customer notes' q within a subject.
+        # Case-insensitive containment beyond ASCII (SQLite's LIKE and lower() fold ASCII
+        # only): the scan behind customer notes' q within a subject, for non-ASCII text.
         db.register_function(contains_folded, "notes_contains", 2, deterministic=True)
         engine = Engine(db, "sqlite")
     elif parsed.scheme in ("postgres", "postgresql"):
@@ -117,11 +117,11 @@ def _require_psycopg() -> None:
 
 
 def contains_folded(haystack: str | None, needle: str | None) -> int:
-    """Whether haystack contains needle, both case-folded (str.casefold: "STRASSE" finds
-    "straße")."""
+    """Whether haystack contains needle, both lower-cased letter by letter (as PostgreSQL's
+    lower(), so both engines find the same notes)."""
     if haystack is None or needle is None:
         return 0
-    return int(needle.casefold() in haystack.casefold())
+    return int(needle.lower() in haystack.lower())
 
 
 def close() -> None:
