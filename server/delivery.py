@@ -37,6 +37,12 @@ from .service.events import FeedEvent
 from .store import outbox
 from .store import repository as repo
 from .store import webhooks as store
+from .telemetry import metrics
+
+# notes_webhook_deliveries_total's result label for a delivery's state after an attempt.
+RESULTS = {store.DELIVERED: "delivered", store.PENDING: "retrying", store.FAILED: "failed"}
+# How often a delivery thread counts the pending deliveries for the gauge, seconds.
+PENDING_COUNT_SECONDS = 5.0
 
 log = logging.getLogger("notes.webhooks")
 
@@ -253,9 +259,9 @@ class Deliverer:
                 if gone:
                     store.disable(claimed.webhook_id, "the receiver answered 410 Gone", at)
                 logged.append((claimed, outcome, attempts, state))
-        # TODO(metrics, issue 13): count deliveries by result here (state, outcome.status),
-        # and pending deliveries (-1 for each whose state is not PENDING).
+        counted = metrics.get().webhook_deliveries
         for claimed, outcome, attempts, state in logged:
+            counted.labels(RESULTS[state]).inc()
             entry = {
                 "webhook_id": claimed.webhook_id,
                 "event_id": claimed.event_id,
@@ -270,10 +276,15 @@ class Deliverer:
     def _run(self) -> None:
         poll = self.settings.webhook_poll_seconds
         failures = 0
+        counted_at = 0.0
         with client(self.settings) as http:
             while not self._stopping.is_set():
                 seen = service.signals
                 try:
+                    if time.monotonic() - counted_at >= PENDING_COUNT_SECONDS:
+                        counted_at = time.monotonic()
+                        with repo.reading():
+                            metrics.get().webhook_pending.set(store.pending_count())
                     batch = self._claim()
                     if batch:
                         self._record(self._send(http, batch))

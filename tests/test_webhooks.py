@@ -36,6 +36,7 @@ from .conftest import (
 )
 from .events_helpers import drain
 from .gateway.conftest import admin_jwt, bearer
+from .test_observability import scrape, value
 from .webhook_receiver import Receiver
 
 HOOK_SCOPES = ["notes:read", "notes:write", "webhooks:write"]
@@ -230,6 +231,7 @@ def test_customer_visible_from_woocommerce_and_customer_notes(service, tenant):
 
 
 def test_500_twice_then_200_is_one_event_in_three_attempts(service, tenant):
+    before = scrape(service.metrics_port)
     with Receiver(statuses=[500, 500]) as receiver:
         created = create_hook(tenant, receiver.url, ["note.created"])
         tenant.create("retried")
@@ -251,6 +253,15 @@ def test_500_twice_then_200_is_one_event_in_three_attempts(service, tenant):
             "",
         )
         assert len(receiver.received) == 3
+    # Attempts by result in /metrics (other tests' deliveries may add to them meanwhile).
+    after = scrape(service.metrics_port)
+    delta = {
+        result: value(after, "notes_webhook_deliveries_total", result=result)
+        - value(before, "notes_webhook_deliveries_total", result=result)
+        for result in ("retrying", "delivered")
+    }
+    assert delta["retrying"] >= 2 and delta["delivered"] >= 1, delta
+    assert any(name == "notes_webhook_deliveries_pending" for name, _ in after)
 
 
 def test_after_the_last_attempt_a_delivery_is_failed_and_stays_listed(service, tenant):

@@ -303,7 +303,6 @@ def fan_out(org: str, event_id: str, event_type: str, at: int) -> None:
     """Inside the event's transaction: a pending delivery per subscribed webhook."""
     global signals
     if store.fan_out(org, event_id, event_type, at) > 0:
-        # TODO(metrics, issue 13): count pending deliveries here (+rowcount).
         with DUE:
             signals += 1
             DUE.notify()

@@ -231,6 +231,12 @@ LIMIT ?
 """
 
 
+def pending_count() -> int:
+    """Deliveries pending, every organization's (the partial index of pending ones)."""
+    sql = 'SELECT count(*) FROM "webhook_deliveries" WHERE "state" = ?'
+    return int(_execute(sql, (PENDING,)).fetchone()[0])
+
+
 def any_due(now: int) -> bool:
     """Whether claim() may find something (a cheap read before taking a write lock)."""
     return _execute(_CLAIM_WEBHOOK, (now, now)).fetchone() is not None

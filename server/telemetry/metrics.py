@@ -10,7 +10,8 @@ PROMETHEUS_MULTIPROC_DIR, which the parent sets to a fresh directory before it f
 prometheus-client decides at import whether values live in memory or in those files, so it
 is imported, and the metrics made, on first use (get()), never at import of this module.
 
-Webhook deliveries (by result, and pending) belong here too once webhooks exist.
+Webhook deliveries: attempts by result (notes_webhook_deliveries_total) and the deliveries
+pending in the database (notes_webhook_deliveries_pending, read by the delivery worker).
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ class Metrics:
         )
         self.store_rollbacks = Counter(
             "notes_store_transactions_rolled_back", "Write transactions rolled back."
+        )
+        self.webhook_deliveries = Counter(
+            "notes_webhook_deliveries",
+            "Webhook delivery attempts by result: delivered, retrying (to be attempted again)"
+            " or failed (no attempt left).",
+            ("result",),
+        )
+        self.webhook_pending = Gauge(
+            "notes_webhook_deliveries_pending",
+            "Webhook deliveries pending in the database (every organization), as last counted.",
+            multiprocess_mode="livemax",
         )
         self.store_writer_wait = Histogram(
             "notes_store_writer_queue_wait_seconds",
