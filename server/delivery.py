@@ -290,12 +290,13 @@ class Deliverer:
                         self._record(self._send(http, batch))
                     failures = 0
                 except Exception as e:  # noqa: BLE001 - the store is down: try again later
-                    # A claimed batch's lease expires and it is retried. The type only (a
-                    # message may carry SQL), and fewer lines the longer the store is away.
+                    # The store is down (or a send failed unrecorded): a claimed batch's lease
+                    # expires and it is retried. The type only (a message may carry SQL), and
+                    # fewer lines the longer it lasts.
                     failures += 1
                     if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th... failure
                         log.warning(
-                            "webhook_store_failed",
+                            "webhook_worker_failed",
                             extra={"error": type(e).__name__, "failures": failures},
                         )
                     self._stopping.wait(min(poll * 2**failures, 5.0))
