@@ -185,16 +185,21 @@ def raise_open_file_limit() -> tuple[int, int, int]:
 
 
 # Descriptors kept for everything but client connections and the database pool
-# (Settings.pool_size): the gateway's channel, logs, listening sockets, gRPC's own, the
-# webhook sender's connections.
-FD_RESERVE = 64
+# (Settings.pool_size): the gateway's channel, logs, listening sockets (gRPC, HTTP, metrics),
+# gRPC's own, the webhook senders' connections.
+FD_RESERVE = 96
+# Descriptors one pooled database connection holds: SQLite's database, -wal and -shm files;
+# PostgreSQL's socket.
+FDS_PER_CONNECTION = {"sqlite": 3, "postgres": 1, "postgresql": 1}
 
 
 def fit_open_files(settings: Settings) -> Settings:
     """Raises the open-file limit and caps each port's connections at half of what is left,
     so that however many connections one port is sent, the other still has descriptors."""
     before, soft, hard = raise_open_file_limit()
-    budget = max(16, (soft - FD_RESERVE - settings.pool_size()) // 2)
+    scheme = settings.database_url.split(":", 1)[0]
+    pool = settings.pool_size() * FDS_PER_CONNECTION.get(scheme, 3)
+    budget = max(16, (soft - FD_RESERVE - pool) // 2)
     fitted = dataclasses.replace(
         settings,
         http_max_connections=max(1, min(settings.http_max_connections, budget)),
