@@ -298,6 +298,7 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     migrations.migrate(engine)
+    db.warm(settings.pool_size())  # descriptors the database needs, taken before any flood
     for memo in (repository.DECODED, convert.RENDERED):
         memo.resize(settings.note_cache)
     running = create_server(settings, reuse_port=reuse_port)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -114,6 +116,25 @@ def _require_psycopg() -> None:
             "a PostgreSQL database URL needs PostgreSQL's driver: "
             "pip install 'notes-service[postgres]'"
         ) from None
+
+
+def warm(count: int) -> None:
+    """Opens count pooled connections now (each thread of its own holds one at once) and
+    leaves them idle in the pool: a serving process then needs no new descriptor for its
+    database when a flood of client connections has taken every one left."""
+    database = current().database
+    barrier = threading.Barrier(count)
+
+    def hold() -> None:
+        with contextlib.suppress(Exception), database.connection_context():
+            database.execute_sql("SELECT 1")
+            barrier.wait(timeout=10)
+
+    threads = [threading.Thread(target=hold) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def contains_folded(haystack: str | None, needle: str | None) -> int:
