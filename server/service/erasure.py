@@ -22,7 +22,7 @@ from ..domain.model import Author, AuthorType, Principal, Scope, Subject, Subjec
 from ..store import repository as repo
 from . import events, requests
 from .clock import now_us
-from .notes import _event, require
+from .notes import require, write_version
 
 log = logging.getLogger("notes.erasure")
 
@@ -45,23 +45,15 @@ def _unlink(p: Principal, target: Subject, request_id: str) -> int:
         if len(links) == len(note.linked_records):
             continue
         removed += len(note.linked_records) - len(links)
-        changed = dataclasses.replace(
-            note,
-            linked_records=links,
-            version=note.version + 1,
-            update_time=max(now_us(), note.update_time + 1000),
-        )
-        repo.update_note(p.org, changed, read_version=note.version, index_changed=True)
-        event = _event(p, "UPDATE", note.created_via, request_id, note.version, changed.version)
-        repo.add_event(p.org, note.id, event)
-        events.record(
+        # Locked by notes_linking (PostgreSQL) or the one writer (SQLite): it cannot move.
+        write_version(
             p,
             "UPDATE",
             note,
-            changed,
+            dataclasses.replace(note, linked_records=links),
             surface=note.created_via,
             request_id=request_id,
-            at=event.event_time,
+            index_changed=True,
         )
     return removed
 

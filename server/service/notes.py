@@ -267,26 +267,50 @@ def _change(
             raise _not_found(note_id)
         if expected and note.version != expected:
             raise VersionConflict(expected, note.version)
-        read_version = note.version
         changed, index_changed = apply(note)
-        changed.version = read_version + 1
-        # A millisecond later at least: HTTP clients send update_time back, to the
-        # millisecond, as the version they saw (ShelfCycle's If-Match), so no two versions of
-        # a note may share one.
-        changed.update_time = max(now_us(), note.update_time + 1000)
-        if not repo.update_note(
-            p.org, changed, read_version=read_version, index_changed=index_changed
+        if not write_version(
+            p,
+            action,
+            note,
+            changed,
+            surface=surface,
+            request_id=request_id,
+            index_changed=index_changed,
         ):
             current = repo.get_note(p.org, note_id=note_id)
-            raise VersionConflict(expected or read_version, current.version if current else 0)
-        event = _event(p, action, surface, request_id, read_version, changed.version)
-        repo.add_event(p.org, note_id, event)
-        events.record(
-            p, action, note, changed, surface=surface, request_id=request_id, at=event.event_time
-        )
+            raise VersionConflict(expected or note.version, current.version if current else 0)
         return changed
 
     return _idempotent(p, method, request_id, payload, work)
+
+
+def write_version(
+    p: Principal,
+    action: str,
+    before: Note,
+    changed: Note,
+    *,
+    surface: Surface,
+    request_id: str,
+    index_changed: bool,
+) -> bool:
+    """Inside a write transaction: changed is stored as before's next version, with its audit
+    record and change-feed events; False if the stored note has moved past before.version."""
+    changed.version = before.version + 1
+    # A millisecond later at least: HTTP clients send update_time back, to the millisecond,
+    # as the version they saw (ShelfCycle's If-Match), so no two versions of a note may share
+    # one.
+    changed.update_time = max(now_us(), before.update_time + 1000)
+    if not repo.update_note(
+        p.org, changed, read_version=before.version, index_changed=index_changed
+    ):
+        return False
+    event = _event(p, action, surface, request_id, before.version, changed.version)
+    repo.add_event(p.org, before.id, event)
+    events.record(
+        p, action, before, changed, surface=surface, request_id=request_id, at=event.event_time
+    )
+    return True
 
 
 def update_note(

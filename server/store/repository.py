@@ -864,7 +864,8 @@ def list_subjects(
 # --- erasure ----------------------------------------------------------------------------
 
 
-def _execute(sql: str, params: tuple | list = ()):
+def run_sql(sql: str, params: tuple | list = ()):
+    """sql with ? placeholders, in the engine's own parameter style."""
     database = db.current().database
     return database.execute_sql(sql.replace("?", database.param), params)
 
@@ -888,12 +889,12 @@ def subject_note_numbers(org: str, subject_type: SubjectType, subject_id: str) -
         sql += ' UNION SELECT "number" FROM "notes" WHERE "org" = ? AND "subject_parent_id" = ?'
         sql += ' AND "subject_type" = ?'
         params += [org, subject_id, SubjectType.ORDER_ITEM.value]
-    return sorted(row[0] for row in _execute(sql, params).fetchall())
+    return sorted(row[0] for row in run_sql(sql, params).fetchall())
 
 
 def order_items(org: str, order_id: str) -> list[str]:
     sql = 'SELECT "external_id" FROM "subjects" WHERE "org" = ? AND "type" = ? AND "parent_id" = ?'
-    rows = _execute(sql, (org, SubjectType.ORDER_ITEM.value, order_id)).fetchall()
+    rows = run_sql(sql, (org, SubjectType.ORDER_ITEM.value, order_id)).fetchall()
     return [row[0] for row in rows]
 
 
@@ -905,7 +906,7 @@ def notes_linking(org: str, subject_type: SubjectType, subject_id: str) -> list[
         f'{_SELECT_NOTES}"org" = ? AND "number" IN (SELECT "note_number" FROM "note_links"'
         f' WHERE "org" = ? AND "type" = ? AND "record_id" = ?) ORDER BY "number"{lock}'
     )
-    rows = _execute(sql, (org, org, subject_type.value, subject_id)).fetchall()
+    rows = run_sql(sql, (org, org, subject_type.value, subject_id)).fetchall()
     return _decode_all(rows)
 
 
@@ -917,7 +918,7 @@ def deleted_note_numbers(cutoff: int, limit: int) -> list[tuple[str, int]]:
         'SELECT "org", "number" FROM "notes" WHERE "delete_time" < ?'
         f' ORDER BY "number" LIMIT {int(limit)}{lock}'
     )
-    return [(row[0], row[1]) for row in _execute(sql, (cutoff,)).fetchall()]
+    return [(row[0], row[1]) for row in run_sql(sql, (cutoff,)).fetchall()]
 
 
 def erase_notes(org: str, numbers: list[int]) -> list[Note]:
@@ -934,7 +935,7 @@ def erase_notes(org: str, numbers: list[int]) -> list[Note]:
     for lo in range(0, len(numbers), 500):
         chunk = numbers[lo : lo + 500]
         marks = ", ".join("?" * len(chunk))
-        rows = _execute(
+        rows = run_sql(
             f'{_SELECT_NOTES}"org" = ? AND "number" IN ({marks})', [org, *chunk]
         ).fetchall()
         notes = _decode_all(rows)
@@ -944,21 +945,21 @@ def erase_notes(org: str, numbers: list[int]) -> list[Note]:
         found = [n.row for n in notes]
         ids = [n.id for n in notes]
         marks = ", ".join("?" * len(found))
-        _execute(f'DELETE FROM "note_tags" WHERE "note_number" IN ({marks})', found)
-        _execute(f'DELETE FROM "note_links" WHERE "note_number" IN ({marks})', found)
-        _execute(f'DELETE FROM "notes" WHERE "org" = ? AND "number" IN ({marks})', [org, *found])
+        run_sql(f'DELETE FROM "note_tags" WHERE "note_number" IN ({marks})', found)
+        run_sql(f'DELETE FROM "note_links" WHERE "note_number" IN ({marks})', found)
+        run_sql(f'DELETE FROM "notes" WHERE "org" = ? AND "number" IN ({marks})', [org, *found])
         marks = ", ".join("?" * len(ids))
-        _execute(
+        run_sql(
             f'DELETE FROM "note_events" WHERE "org" = ? AND "note_id" IN ({marks})', [org, *ids]
         )
         if engine.is_postgres:
-            _execute(
+            run_sql(
                 'DELETE FROM "request_ids" WHERE "org" = ? AND EXISTS'
                 ' (SELECT 1 FROM unnest(?::text[]) AS i WHERE strpos("response", i) > 0)',
                 (org, ids),
             )
         else:
-            _execute(
+            run_sql(
                 'DELETE FROM "request_ids" WHERE "org" = ? AND EXISTS'
                 ' (SELECT 1 FROM json_each(?) WHERE instr("response", "value") > 0)',
                 (org, json.dumps(ids)),
@@ -966,12 +967,12 @@ def erase_notes(org: str, numbers: list[int]) -> list[Note]:
         # The change feed's events carry the notes as they were: they go too, with the
         # webhook deliveries that would send them (the service appends one content-free
         # note.erased per note afterwards).
-        _execute(
+        run_sql(
             'DELETE FROM "webhook_deliveries" WHERE "org" = ? AND "event_id" IN (SELECT "id"'
             f' FROM "events" WHERE "org" = ? AND "note_id" IN ({marks}))',
             [org, org, *ids],
         )
-        _execute(f'DELETE FROM "events" WHERE "org" = ? AND "note_id" IN ({marks})', [org, *ids])
+        run_sql(f'DELETE FROM "events" WHERE "org" = ? AND "note_id" IN ({marks})', [org, *ids])
         for n in notes:
             DECODED.discard((org, n.row, n.version))
     return erased
@@ -981,7 +982,7 @@ def forget_subject(org: str, s: Subject, now: int) -> None:
     """Clears the subject's display name and archives it; the row stays, so its id is not
     silently registered afresh (UpsertSubject finds it archived). Request responses of
     UpsertSubject/ArchiveSubject, which hold the display name, go too."""
-    _execute(
+    run_sql(
         'UPDATE "subjects" SET "display_name" = \'\', "update_time" = ?,'
         ' "archive_time" = COALESCE("archive_time", ?)'
         ' WHERE "org" = ? AND "type" = ? AND "external_id" = ?',
@@ -989,7 +990,7 @@ def forget_subject(org: str, s: Subject, now: int) -> None:
     )
     fragment = json.dumps({"type": s.type.value, "id": s.id})[1:-1]
     found = 'strpos("response", ?)' if db.current().is_postgres else 'instr("response", ?)'
-    _execute(
+    run_sql(
         f'DELETE FROM "request_ids" WHERE "org" = ? AND "method" IN (?, ?) AND {found} > 0',
         (org, "UpsertSubject", "ArchiveSubject", fragment),
     )
@@ -1030,7 +1031,7 @@ def compact_search_index() -> None:
     terms (a 'delete' only adds a tombstone) are rewritten without them. Inside the erasing
     transaction; PostgreSQL needs nothing here (see after_erasure)."""
     if not db.current().is_postgres:
-        _execute("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
+        run_sql("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
 
 
 ERASED_TABLES = ("notes", "note_tags", "note_links", "note_events", "request_ids", "subjects")
@@ -1059,12 +1060,12 @@ def taken_numbers(org: str, numbers: list[int]) -> set[int]:
     if not numbers:
         return set()
     if db.current().is_postgres:
-        rows = _execute(
+        rows = run_sql(
             'SELECT "org_number" FROM "notes" WHERE "org" = ? AND "org_number" = ANY(?)',
             (org, numbers),
         )
     else:
-        rows = _execute(
+        rows = run_sql(
             'SELECT "org_number" FROM "notes" WHERE "org" = ? AND "org_number" IN'
             ' (SELECT "value" FROM json_each(?))',
             (org, json.dumps(numbers)),

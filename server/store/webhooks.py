@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import db
+from .repository import run_sql
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -84,19 +85,11 @@ def _webhook(row: tuple) -> WebhookRow:
     )
 
 
-def _sql(sql: str) -> str:
-    return sql.replace("?", db.current().database.param)
-
-
-def _execute(sql: str, params: tuple | list = ()):
-    return db.current().database.execute_sql(_sql(sql), params)
-
-
 # --- webhooks ------------------------------------------------------------------------------
 
 
 def insert(w: WebhookRow) -> None:
-    _execute(
+    run_sql(
         'INSERT INTO "webhooks" ("id", "org", "url", "event_types", "enabled",'
         ' "disabled_reason", "sealed_secret", "create_time", "update_time")'
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -115,7 +108,7 @@ def insert(w: WebhookRow) -> None:
 
 
 def get(org: str, webhook_id: str) -> WebhookRow | None:
-    row = _execute(
+    row = run_sql(
         f'SELECT {_WEBHOOK_COLUMNS} FROM "webhooks" WHERE "org" = ? AND "id" = ?',
         (org, webhook_id),
     ).fetchone()
@@ -124,12 +117,12 @@ def get(org: str, webhook_id: str) -> WebhookRow | None:
 
 def org_of(webhook_id: str) -> str | None:
     """The organization of a webhook, whichever it is (for the operator's CLI)."""
-    row = _execute('SELECT "org" FROM "webhooks" WHERE "id" = ?', (webhook_id,)).fetchone()
+    row = run_sql('SELECT "org" FROM "webhooks" WHERE "id" = ?', (webhook_id,)).fetchone()
     return row[0] if row else None
 
 
 def page(org: str, after_seq: int, limit: int) -> list[WebhookRow]:
-    rows = _execute(
+    rows = run_sql(
         f'SELECT {_WEBHOOK_COLUMNS} FROM "webhooks" WHERE "org" = ? AND "seq" > ?'
         f' ORDER BY "seq" LIMIT {int(limit)}',
         (org, after_seq),
@@ -138,7 +131,7 @@ def page(org: str, after_seq: int, limit: int) -> list[WebhookRow]:
 
 
 def update(w: WebhookRow) -> None:
-    _execute(
+    run_sql(
         'UPDATE "webhooks" SET "url" = ?, "event_types" = ?, "enabled" = ?,'
         ' "disabled_reason" = ?, "update_time" = ? WHERE "org" = ? AND "id" = ?',
         (
@@ -154,15 +147,15 @@ def update(w: WebhookRow) -> None:
 
 
 def delete(org: str, webhook_id: str) -> bool:
-    _execute(
+    run_sql(
         'DELETE FROM "webhook_deliveries" WHERE "org" = ? AND "webhook_id" = ?', (org, webhook_id)
     )
-    cursor = _execute('DELETE FROM "webhooks" WHERE "org" = ? AND "id" = ?', (org, webhook_id))
+    cursor = run_sql('DELETE FROM "webhooks" WHERE "org" = ? AND "id" = ?', (org, webhook_id))
     return cursor.rowcount > 0
 
 
 def disable(webhook_id: str, reason: str, now: int) -> None:
-    _execute(
+    run_sql(
         'UPDATE "webhooks" SET "enabled" = 0, "disabled_reason" = ?, "update_time" = ?'
         ' WHERE "id" = ?',
         (reason, now, webhook_id),
@@ -174,18 +167,18 @@ def disable(webhook_id: str, reason: str, now: int) -> None:
 
 def sealed_secrets() -> list[tuple[str, str]]:
     """(id, sealed secret) of every webhook of every organization: for resealing."""
-    return [(r[0], r[1]) for r in _execute('SELECT "id", "sealed_secret" FROM "webhooks"')]
+    return [(r[0], r[1]) for r in run_sql('SELECT "id", "sealed_secret" FROM "webhooks"')]
 
 
 def set_sealed_secret(webhook_id: str, sealed: str) -> None:
-    _execute('UPDATE "webhooks" SET "sealed_secret" = ? WHERE "id" = ?', (sealed, webhook_id))
+    run_sql('UPDATE "webhooks" SET "sealed_secret" = ? WHERE "id" = ?', (sealed, webhook_id))
 
 
 def fan_out(org: str, event_id: str, event_type: str, now: int) -> int:
     """Inside the event's transaction: one pending delivery per enabled webhook of org
     subscribed to event_type; returns how many. With no webhook it is one index probe."""
     find = "strpos" if db.current().is_postgres else "instr"
-    return _execute(
+    return run_sql(
         'INSERT INTO "webhook_deliveries" ("webhook_id", "org", "event_id", "event_type",'
         ' "next_attempt_time", "create_time")'
         ' SELECT "id", "org", ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT) FROM "webhooks"'
@@ -196,7 +189,7 @@ def fan_out(org: str, event_id: str, event_type: str, now: int) -> int:
 
 
 def deliveries(org: str, webhook_id: str, after_seq: int, limit: int) -> list[DeliveryRow]:
-    rows = _execute(
+    rows = run_sql(
         'SELECT "seq", "event_id", "event_type", "state", "attempts", "last_status",'
         ' "last_error", "next_attempt_time", "last_attempt_time", "create_time"'
         ' FROM "webhook_deliveries" WHERE "webhook_id" = ? AND "org" = ? AND "seq" > ?'
@@ -234,25 +227,25 @@ LIMIT ?
 def pending_count() -> int:
     """Deliveries pending, every organization's (the partial index of pending ones)."""
     sql = 'SELECT count(*) FROM "webhook_deliveries" WHERE "state" = ?'
-    return int(_execute(sql, (PENDING,)).fetchone()[0])
+    return int(run_sql(sql, (PENDING,)).fetchone()[0])
 
 
 def any_due(now: int) -> bool:
     """Whether claim() may find something (a cheap read before taking a write lock)."""
-    return _execute(_CLAIM_WEBHOOK, (now, now)).fetchone() is not None
+    return run_sql(_CLAIM_WEBHOOK, (now, now)).fetchone() is not None
 
 
 def claim(now: int, lease_until: int, batch: int = 1) -> list[Claimed]:
     """Inside writing(): leases the least recently served webhook with due deliveries until
     lease_until and returns up to batch of its oldest due deliveries, in order."""
     skip = " FOR UPDATE OF w SKIP LOCKED" if db.current().is_postgres else ""
-    hook = _execute(_CLAIM_WEBHOOK + skip, (now, now)).fetchone()
+    hook = run_sql(_CLAIM_WEBHOOK + skip, (now, now)).fetchone()
     if hook is None:
         return []
-    rows = _execute(_OLDEST_DUE, (hook[0], now, int(batch))).fetchall()
+    rows = run_sql(_OLDEST_DUE, (hook[0], now, int(batch))).fetchall()
     if not rows:
         return []
-    _execute('UPDATE "webhooks" SET "lease_until" = ? WHERE "id" = ?', (lease_until, hook[0]))
+    run_sql('UPDATE "webhooks" SET "lease_until" = ? WHERE "id" = ?', (lease_until, hook[0]))
     return [
         Claimed(
             seq=row[0],
@@ -273,7 +266,7 @@ def release(c: Claimed, now: int) -> bool:
     """Inside writing(): ends the webhook's lease; False when it is no longer ours (it
     expired and another worker took the webhook over: its outcome counts, not ours)."""
     return (
-        _execute(
+        run_sql(
             'UPDATE "webhooks" SET "lease_until" = ? WHERE "id" = ? AND "lease_until" = ?',
             (now, c.webhook_id, c.lease_until),
         ).rowcount
@@ -291,7 +284,7 @@ def record(
     next_attempt_time: int,
 ) -> None:
     """Inside writing(), after release() said the lease was ours: one attempt's outcome."""
-    _execute(
+    run_sql(
         'UPDATE "webhook_deliveries" SET "state" = ?, "attempts" = "attempts" + 1,'
         ' "last_status" = ?, "last_error" = ?, "last_attempt_time" = ?,'
         ' "next_attempt_time" = ? WHERE "seq" = ? AND "state" = \'pending\'',
