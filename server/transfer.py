@@ -20,7 +20,6 @@ import hashlib
 import json
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -31,6 +30,7 @@ from notes.v1 import notes_pb2 as pb
 
 from .domain import validation
 from .domain.errors import ValidationFailed
+from .domain.ids import note_id_of_uuid
 from .domain.model import (
     Author,
     AuthorType,
@@ -290,7 +290,7 @@ def parse_newstore(data: dict[str, Any], org: str) -> Parsed:
     """NewStore's note object with order_id (and item_id for an item's note): the UUID is kept
     (the service's id is the ULID of the same 128 bits)."""
     try:
-        note_id = "note_" + str(ulid.ULID.from_uuid(uuid.UUID(_str(data, "id"))))
+        note_id = note_id_of_uuid(_str(data, "id"))
     except ValueError:
         raise ValidationFailed([("id", "must be a UUID")]) from None
     order_id, item_id = _str(data, "order_id"), _str(data, "item_id", required=False)

@@ -10,36 +10,30 @@ registered under.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
-import ulid
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from notes.v1 import notes_pb2 as pb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..domain.ids import note_id_of_uuid, note_uuid
 from . import common
 from .common import Call, Code, Failure
 
 TEXT_MAX = 4000
 SOURCE_MAX = 256
-NOTE_ID_PREFIX = "note_"
 UPDATED_FIELDS = ["body", "source", "source_type", "tags"]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 INVALID_NOTE_ID = "INVALID_NOTE_ID"
 
 
-def note_uuid(note_id: str) -> str:
-    return str(ulid.ULID.from_str(note_id.removeprefix(NOTE_ID_PREFIX)).to_uuid())
-
-
 def note_id(value: str) -> str:
     if not _UUID.match(value):
         raise Failure(Code.INVALID_ARGUMENT, INVALID_NOTE_ID, local=True)
-    return NOTE_ID_PREFIX + str(ulid.ULID.from_uuid(uuid.UUID(value)))
+    return note_id_of_uuid(value)
 
 
 def go_time(ts: timestamp_pb2.Timestamp) -> str:

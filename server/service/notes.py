@@ -19,6 +19,7 @@ from ..domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from ..domain.ids import NOTE_ID_PREFIX
 from ..domain.model import (
     ListQuery,
     Note,
@@ -57,7 +58,7 @@ def new_note_id() -> str:
     raw = bytearray(ulid.ULID().bytes)
     raw[6] = 0x70 | (raw[6] & 0x0F)
     raw[8] = 0x80 | (raw[8] & 0x3F)
-    return "note_" + str(ulid.ULID.from_bytes(bytes(raw)))
+    return NOTE_ID_PREFIX + str(ulid.ULID.from_bytes(bytes(raw)))
 
 
 def _idempotent(

@@ -1,0 +1,19 @@
+"""Note ids: "note_" + a ULID whose 128 bits are also the note's UUID (NewStore's form)."""
+
+from __future__ import annotations
+
+import uuid
+
+import ulid
+
+NOTE_ID_PREFIX = "note_"
+
+
+def note_uuid(note_id: str) -> str:
+    """The UUID form of a note id."""
+    return str(ulid.ULID.from_str(note_id.removeprefix(NOTE_ID_PREFIX)).to_uuid())
+
+
+def note_id_of_uuid(value: str) -> str:
+    """The note id of a UUID (ValueError if value is none)."""
+    return NOTE_ID_PREFIX + str(ulid.ULID.from_uuid(uuid.UUID(value)))
