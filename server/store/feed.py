@@ -7,28 +7,16 @@ transaction is returned, so a follower never passes an event that commits later.
 
 from __future__ import annotations
 
-import json
-
 from . import db
-from .outbox import _PG_HORIZON, StoredEvent, horizon
+from .outbox import StoredEvent, horizon, read
 
 
 def read_all(after: tuple[int, int], limit: int) -> tuple[list[StoredEvent], tuple[int, int]]:
     """Up to limit events of every organization strictly after the position, oldest first,
     and the position reached: the last event's, or when fewer than limit came back, a position
     past everything committed so far (never one a later commit could sort before)."""
-    engine = db.current()
-    p = engine.database.param
     mark = horizon()  # first: everything below it has committed before the read begins
-    where = f'("txid", "seq") > ({p}, {p})'
-    if engine.is_postgres:
-        where += f' AND "txid" < {_PG_HORIZON}'
-    rows = engine.database.execute_sql(
-        'SELECT "txid", "seq", "id", "org", "type", "note_id", "event_time", "payload"'
-        f' FROM "events" WHERE {where} ORDER BY "txid", "seq" LIMIT {int(limit)}',
-        after,
-    ).fetchall()
-    events = [StoredEvent(*row[:7], json.loads(row[7])) for row in rows]
+    events = read(None, after, limit)
     reached = (events[-1].txid, events[-1].seq) if events else after
     if len(events) < limit:
         reached = max(reached, mark)

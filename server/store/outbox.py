@@ -66,19 +66,23 @@ def append(
 
 
 def read(
-    org: str,
+    org: str | None,
     after: tuple[int, int],
     limit: int,
     *,
     types: list[str] | None = None,
     subject: tuple[str, str] | None = None,
 ) -> list[StoredEvent]:
-    """Up to limit events of org strictly after the position (txid, seq), oldest first; on
-    PostgreSQL only those of transactions that can no longer be overtaken (see above)."""
+    """Up to limit events of org (None: of every organization) strictly after the position
+    (txid, seq), oldest first; on PostgreSQL only those of transactions that can no longer be
+    overtaken (see above)."""
     engine = db.current()
     p = engine.database.param
-    where = [f'"org" = {p}', f'("txid", "seq") > ({p}, {p})']
-    params: list[object] = [org, after[0], after[1]]
+    where = [f'("txid", "seq") > ({p}, {p})']
+    params: list[object] = [after[0], after[1]]
+    if org is not None:
+        where.append(f'"org" = {p}')
+        params.append(org)
     if engine.is_postgres:
         where.append(f'"txid" < {_PG_HORIZON}')
     if types:
