@@ -233,8 +233,7 @@ def validate_list(q: ListQuery) -> None:
         _text(v, f"tags[{i}]", tag, 1, TAG_MAX)
     _text(v, "query", q.query, 0, QUERY_MAX)
     _text(v, "contains", q.contains, 0, QUERY_MAX)
-    if q.page_size < 0:
-        v.add("page_size", "must not be negative")
+    check_page_size(v, q.page_size)
     if q.offset < 0:
         v.add("offset", "must not be negative")
     if q.offset and q.page_token:
@@ -247,6 +246,13 @@ def validate_offset_walk(offset: int) -> None:
     end of the list (an empty page, decided from the count without walking)."""
     if offset > OFFSET_MAX:
         raise ValidationFailed([("offset", f"must be at most {OFFSET_MAX}; use page_token beyond")])
+
+
+def check_page_size(v: Violations, page_size: int) -> None:
+    """AIP-158: a negative page size is refused (0 is the default, above the maximum is
+    lowered to it)."""
+    if page_size < 0:
+        v.add("page_size", "must not be negative")
 
 
 def effective_page_size(page_size: int) -> int:

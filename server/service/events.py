@@ -18,7 +18,7 @@ from ..domain import cursors
 from ..domain.cursors import Cursor
 from ..domain.errors import EventCursorExpired, TooManyWatchers
 from ..domain.model import Author, Note, Principal, SubjectRef, SubjectType, Surface, Visibility
-from ..domain.validation import Violations, check_id
+from ..domain.validation import Violations, check_id, check_page_size
 from ..store import outbox
 from ..store import repository as repo
 from . import webhooks
@@ -154,8 +154,7 @@ class Heartbeat:
 def _start(q: EventQuery, retention_days: int) -> Cursor:
     """The validated query's starting cursor."""
     v = Violations()
-    if q.page_size < 0:
-        v.add("page_size", "must not be negative")
+    check_page_size(v, q.page_size)
     for i, t in enumerate(q.types):
         if t not in TYPES:
             v.add(f"types[{i}]", f"must be one of {', '.join(TYPES)}")

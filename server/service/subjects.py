@@ -138,8 +138,7 @@ def list_subjects(
         v.add("type", "must be a known subject type")
     if parent_id:
         validation.check_id(v, "parent_id", parent_id)
-    if page_size < 0:
-        v.add("page_size", "must not be negative")
+    validation.check_page_size(v, page_size)
     v.raise_if_any()
     size = validation.effective_page_size(page_size)
     fingerprint = _list_fingerprint(subject_type, parent_id, show_archived)

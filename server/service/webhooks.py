@@ -22,7 +22,7 @@ import ulid
 
 from ..config import Settings
 from ..domain import validation
-from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
+from ..domain.errors import NotFound, PermissionDenied
 from ..domain.model import Principal, Scope
 from ..domain.paging import PageTokens
 from ..store import repository as repo
@@ -183,8 +183,9 @@ def _fingerprint(*parts: str) -> str:
 
 
 def _page_size(size: int) -> int:
-    if size < 0:
-        raise ValidationFailed([("page_size", "must not be negative")])
+    v = validation.Violations()
+    validation.check_page_size(v, size)
+    v.raise_if_any()
     return validation.effective_page_size(size)
 
 
