@@ -16,7 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..config import Settings
-from . import common, customer_notes, newstore, observe, openapi, shelfcycle, woocommerce
+from . import customer_notes, newstore, observe, openapi, shelfcycle, woocommerce
+from .dialect import HeadersLimit
+from .dialect import route_errors as dialect_route_errors
 
 DIALECTS = [customer_notes, shelfcycle, woocommerce, newstore]
 
@@ -81,7 +83,7 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
     for dialect in DIALECTS:
         routes.extend(dialect.routes)
     dialects = [d.DIALECT for d in DIALECTS]
-    route_errors = common.route_errors(dialects)
+    route_errors = dialect_route_errors(dialects)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -91,7 +93,7 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
                 dialects={d.prefix: d.surface for d in dialects},
                 with_metrics=bool(settings.metrics_addr),
             ),
-            Middleware(common.HeadersLimit, dialects=dialects),
+            Middleware(HeadersLimit, dialects=dialects),
         ],
         exception_handlers={HTTPException: route_errors, Exception: route_errors},
     )

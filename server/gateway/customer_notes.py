@@ -10,8 +10,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import common
-from .common import Call, Code, Failure
+from . import bodies, errors, timefmt
+from .calls import Call
+from .dialect import Dialect
+from .errors import Code, Failure
 
 BODY_MAX = 5000
 LIMIT_DEFAULT = 50
@@ -32,8 +34,8 @@ def render_note(note: pb.Note) -> dict[str, Any]:
         "is_internal": note.visibility != pb.VISIBILITY_CUSTOMER,
         "author_id": note.author.id,
         "metadata": _metadata(note),
-        "created_at": common.iso_ms(note.create_time),
-        "updated_at": common.iso_ms(note.update_time),
+        "created_at": timefmt.iso_ms(note.create_time),
+        "updated_at": timefmt.iso_ms(note.update_time),
     }
 
 
@@ -60,9 +62,9 @@ def _query_int(request: Request, name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise common.invalid((name, "must be a number")) from None
+        raise errors.invalid((name, "must be a number")) from None
     if value < 0:
-        raise common.invalid((name, "must not be negative"))
+        raise errors.invalid((name, "must not be negative"))
     return value
 
 
@@ -116,12 +118,12 @@ def _parse_create(body: dict[str, Any]) -> pb.Note:
 
 
 async def create_note(request: Request, call: Call) -> Response:
-    note = _parse_create(await common.read_object(request))
+    note = _parse_create(await bodies.read_object(request))
     note.subject.CopyFrom(_subject(request.path_params["id"]))
     try:
         created = await call.invoke(call.notes.CreateNote, pb.CreateNoteRequest(note=note))
     except Failure as f:
-        raise common.subject_ids_as_not_found(f, note.subject) from None
+        raise errors.subject_ids_as_not_found(f, note.subject) from None
     return JSONResponse({"note": render_note(created.note)}, 201)
 
 
@@ -137,16 +139,16 @@ def render_error(f: Failure, request: Request) -> Response:
     if f.reason == "SUBJECT_NOT_FOUND":
         message = f"Customer with id: {f.metadata.get('subjectId', '')} was not found"
         return JSONResponse({"message": message, "type": "not_found"}, 404)
-    if f.reason in (common.BODY_TOO_LARGE, common.HEADERS_TOO_LARGE):
+    if f.reason in (errors.BODY_TOO_LARGE, errors.HEADERS_TOO_LARGE):
         return JSONResponse({"message": f.message, "type": "invalid_data"}, f.status)
-    if f.reason == common.MALFORMED_JSON:
+    if f.reason == errors.MALFORMED_JSON:
         return JSONResponse({"message": f.message, "type": "invalid_data"}, 400)
     if f.code == Code.INVALID_ARGUMENT and request.method == "POST":
-        errors = [
+        problems = [
             {"field": _FIELD_NAMES.get(name, name), "message": _sentence(name, description)}
             for name, description in f.violations
         ]
-        return JSONResponse({"message": "Validation failed", "errors": errors}, 422)
+        return JSONResponse({"message": "Validation failed", "errors": problems}, 422)
     table = {
         Code.INVALID_ARGUMENT: ("invalid_data", f.described()),
         Code.PERMISSION_DENIED: ("not_allowed", "Forbidden"),
@@ -158,8 +160,8 @@ def render_error(f: Failure, request: Request) -> Response:
         Code.DEADLINE_EXCEEDED: ("unexpected_state", "The service did not answer in time"),
     }
     kind, message = table.get(f.code, ("unknown_error", "An unknown error occurred."))
-    status = 405 if f.reason == common.METHOD_NOT_ALLOWED else f.status
-    if f.reason == common.ROUTE_NOT_FOUND:
+    status = 405 if f.reason == errors.METHOD_NOT_ALLOWED else f.status
+    if f.reason == errors.ROUTE_NOT_FOUND:
         message = f"Cannot {request.method} {request.url.path}"
     return JSONResponse({"message": message, "type": kind}, status)
 
@@ -170,7 +172,7 @@ def _sentence(name: str, description: str) -> str:
     return description if description.startswith(shown) else f"{shown} {description}"
 
 
-DIALECT = common.Dialect("customer_notes", "/admin/", render_error)
+DIALECT = Dialect("customer_notes", "/admin/", render_error)
 
 routes = [
     Route("/admin/customers/{id}/notes", DIALECT.endpoint(list_notes), methods=["GET"]),

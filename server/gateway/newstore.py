@@ -12,15 +12,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2
 from notes.v1 import notes_pb2 as pb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..domain.ids import note_id_of_uuid, note_uuid
-from . import common
-from .common import Call, Code, Failure
+from . import bodies, errors, timefmt
+from .calls import Call
+from .dialect import Dialect
+from .errors import Code, Failure
 
 TEXT_MAX = 4000
 SOURCE_MAX = 256
@@ -36,13 +38,6 @@ def note_id(value: str) -> str:
     return note_id_of_uuid(value)
 
 
-def go_time(ts: timestamp_pb2.Timestamp) -> str:
-    """Go's time.Time.String() in UTC: 2012-10-31 15:50:13.793654 +0000 UTC."""
-    text = common.to_datetime(ts).strftime("%Y-%m-%d %H:%M:%S")
-    fraction = f"{ts.nanos:09d}".rstrip("0")
-    return f"{text}.{fraction} +0000 UTC" if fraction else f"{text} +0000 UTC"
-
-
 def render_note(note: pb.Note) -> dict[str, Any]:
     is_item = note.subject.type == pb.SUBJECT_TYPE_ORDER_ITEM
     data: dict[str, Any] = {
@@ -55,8 +50,8 @@ def render_note(note: pb.Note) -> dict[str, Any]:
         text=note.body,
         source=note.source or _author_name(note),
         tags=list(note.tags),
-        created_at=go_time(note.create_time),
-        updated_at=go_time(note.update_time),
+        created_at=timefmt.go_time(note.create_time),
+        updated_at=timefmt.go_time(note.update_time),
     )
     return data
 
@@ -69,34 +64,36 @@ def _author_name(note: pb.Note) -> str:
     return (note.author.display_name or note.author.id or "system")[:SOURCE_MAX]
 
 
-def _string(body: dict[str, Any], name: str, hi: int, errors: list, *, required: bool) -> str:
+def _string(body: dict[str, Any], name: str, hi: int, problems: list, *, required: bool) -> str:
     value = body.get(name)
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        errors.append((name, "must be a string" if name in body else "is required"))
+        problems.append((name, "must be a string" if name in body else "is required"))
     elif not 1 <= len(value) <= hi:
-        errors.append((name, f"must be between 1 and {hi} characters"))
+        problems.append((name, f"must be between 1 and {hi} characters"))
     else:
         return value
     return ""
 
 
 def parse_note(body: dict[str, Any]) -> pb.Note:
-    errors: list[tuple[str, str]] = []
-    text = _string(body, "text", TEXT_MAX, errors, required=True)
-    source = _string(body, "source", SOURCE_MAX, errors, required=True)
-    source_type = _string(body, "source_type", SOURCE_MAX, errors, required=False)
+    problems: list[tuple[str, str]] = []
+    text = _string(body, "text", TEXT_MAX, problems, required=True)
+    source = _string(body, "source", SOURCE_MAX, problems, required=True)
+    source_type = _string(body, "source_type", SOURCE_MAX, problems, required=False)
     tags = body.get("tags")
     if not isinstance(tags, list):
-        errors.append(("tags", "must be an array of strings" if "tags" in body else "is required"))
+        problems.append(
+            ("tags", "must be an array of strings" if "tags" in body else "is required")
+        )
         tags = []
     # Tag lengths (1..128) are the service's rule too; it answers them as field violations.
     for i, tag in enumerate(tags):
         if not isinstance(tag, str):
-            errors.append((f"tags[{i}]", "must be a string"))
-    if errors:
-        raise common.invalid(*errors)
+            problems.append((f"tags[{i}]", "must be a string"))
+    if problems:
+        raise errors.invalid(*problems)
     return pb.Note(body=text, source=source, source_type=source_type, tags=tags)
 
 
@@ -112,12 +109,12 @@ async def _create(call: Call, note: pb.Note) -> Response:
     try:
         out = await call.invoke(call.notes.CreateNote, pb.CreateNoteRequest(note=note))
     except Failure as f:
-        raise common.subject_ids_as_not_found(f, note.subject) from None
+        raise errors.subject_ids_as_not_found(f, note.subject) from None
     return JSONResponse(render_note(out.note))
 
 
 async def create_order_note(request: Request, call: Call) -> Response:
-    note = parse_note(await common.read_object(request))
+    note = parse_note(await bodies.read_object(request))
     note.subject.CopyFrom(
         pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id=request.path_params["order_uuid"])
     )
@@ -125,7 +122,7 @@ async def create_order_note(request: Request, call: Call) -> Response:
 
 
 async def create_item_note(request: Request, call: Call) -> Response:
-    note = parse_note(await common.read_object(request))
+    note = parse_note(await bodies.read_object(request))
     note.subject.CopyFrom(
         pb.SubjectRef(
             type=pb.SUBJECT_TYPE_ORDER_ITEM,
@@ -143,13 +140,13 @@ async def _order_note(call: Call, order_id: str, found_id: str) -> pb.Note:
     order_of_note = subject.parent_id if subject.type == pb.SUBJECT_TYPE_ORDER_ITEM else subject.id
     on_order = subject.type in (pb.SUBJECT_TYPE_ORDER, pb.SUBJECT_TYPE_ORDER_ITEM)
     if found.HasField("delete_time") or not on_order or order_of_note != order_id:
-        raise common.note_not_found(found_id)
+        raise errors.note_not_found(found_id)
     return found
 
 
 async def update_note(request: Request, call: Call) -> Response:
     found_id = note_id(request.path_params["note_uuid"])
-    changes = parse_note(await common.read_object(request))
+    changes = parse_note(await bodies.read_object(request))
     found = await _order_note(call, request.path_params["order_uuid"], found_id)
     changes.id = found.id
     request_message = pb.UpdateNoteRequest(
@@ -176,10 +173,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "SUBJECT_PARENT_MISMATCH": (404, "Item not found."),
     INVALID_NOTE_ID: (400, "Invalid note ID in request url."),
     "SUBJECT_ARCHIVED": (400, "The order is archived."),
-    common.BODY_TOO_LARGE: (413, "Request body too large."),
-    common.HEADERS_TOO_LARGE: (431, "Request headers too large."),
-    common.ROUTE_NOT_FOUND: (404, "Not found."),
-    common.METHOD_NOT_ALLOWED: (405, "Method not allowed."),
+    errors.BODY_TOO_LARGE: (413, "Request body too large."),
+    errors.HEADERS_TOO_LARGE: (431, "Request headers too large."),
+    errors.ROUTE_NOT_FOUND: (404, "Not found."),
+    errors.METHOD_NOT_ALLOWED: (405, "Method not allowed."),
 }
 BY_CODE: dict[Code, str] = {
     Code.UNAUTHENTICATED: "Forbidden: the credentials were rejected.",
@@ -193,6 +190,7 @@ _FIELD_NAMES = {"body": "text"}
 
 
 def render_error(f: Failure, request: Request) -> Response:
+
     if f.reason in ERRORS:
         status, message = ERRORS[f.reason]
     elif f.reason == "SUBJECT_NOT_FOUND":
@@ -209,7 +207,7 @@ def render_error(f: Failure, request: Request) -> Response:
     return JSONResponse({"message": message}, status)
 
 
-DIALECT = common.Dialect("newstore", "/orders/", render_error)
+DIALECT = Dialect("newstore", "/orders/", render_error)
 
 routes = [
     Route("/orders/{order_uuid}/notes", DIALECT.endpoint(list_notes), methods=["GET"]),

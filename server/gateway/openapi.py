@@ -15,10 +15,8 @@ from ..domain.validation import (
     TITLE_MAX,
 )
 from .shelfcycle import NOTE_TYPES
+from .timefmt import GO_TIME, ISO_MS, WC_DATE
 
-ISO_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
-WC_DATE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
-GO_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d*[1-9])? \+0000 UTC$"
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 NOTE_ID = r"^note_[0-9A-HJKMNP-TV-Z]{26}$"
 # Errors any operation may answer, whatever its input.

@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import common
-from .common import Call, Code, Failure
+from . import bodies, calls, errors, timefmt
+from .calls import Call
+from .dialect import Dialect
+from .errors import Code, Failure
 from .observe import request_id_of
 
 PRIMARY_TYPES = {
@@ -66,15 +68,15 @@ def request_id(route: str, key: str) -> str:
 
 def _ref(value: Any, param: str, types: dict[str, int]) -> pb.SubjectRef:
     if not isinstance(value, dict) or set(value) - {"type", "id"}:
-        raise common.invalid((param, "must be an object with type and id"))
+        raise errors.invalid((param, "must be an object with type and id"))
     kind, record_id = value.get("type"), value.get("id")
     if not isinstance(kind, str) or kind not in types:
-        raise common.invalid(
+        raise errors.invalid(
             (f"{param}.type", f"must be one of {', '.join(types)}"),
             reason=UNSUPPORTED_LINKED_RECORD,
         )
     if not isinstance(record_id, str) or not record_id:
-        raise common.invalid((f"{param}.id", "must be a non-empty string"))
+        raise errors.invalid((f"{param}.id", "must be a non-empty string"))
     return pb.SubjectRef(type=types[kind], id=record_id)
 
 
@@ -82,7 +84,7 @@ def _links(value: Any) -> list[pb.SubjectRef]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise common.invalid(("linkedRecords", "must be an array"))
+        raise errors.invalid(("linkedRecords", "must be an array"))
     return [_ref(item, f"linkedRecords[{i}]", LINK_TYPES) for i, item in enumerate(value)]
 
 
@@ -90,11 +92,11 @@ def _happened_at(value: Any) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise common.invalid(("happenedAt", "must be an ISO 8601 date-time string"))
+        raise errors.invalid(("happenedAt", "must be an ISO 8601 date-time string"))
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise common.invalid(("happenedAt", "must be an ISO 8601 date-time string")) from None
+        raise errors.invalid(("happenedAt", "must be an ISO 8601 date-time string")) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     ts = timestamp_pb2.Timestamp()
@@ -104,7 +106,7 @@ def _happened_at(value: Any) -> timestamp_pb2.Timestamp | None:
         # An offset that moves the instant past year 1 or 9999 in UTC, e.g.
         # 0001-01-01T00:00:00+01:00: OverflowError from utctimetuple (ValueError from
         # protobuf's own range check, should the two ever disagree).
-        raise common.invalid(("happenedAt", "is out of range")) from None
+        raise errors.invalid(("happenedAt", "is out of range")) from None
     return ts
 
 
@@ -113,26 +115,26 @@ def _text(body: dict[str, Any], name: str, *, nullable: bool) -> str:
     if value is None and nullable:
         return ""
     if not isinstance(value, str):
-        raise common.invalid((name, "must be a string"))
+        raise errors.invalid((name, "must be a string"))
     return value
 
 
 def _note_type(value: Any) -> int:
     if not isinstance(value, str) or value not in NOTE_TYPES:
-        raise common.invalid(("noteType", f"must be one of {', '.join(NOTE_TYPES)}"))
+        raise errors.invalid(("noteType", f"must be one of {', '.join(NOTE_TYPES)}"))
     return NOTE_TYPES[value]
 
 
 def _unknown(body: dict[str, Any], allowed: set[str], verb: str) -> None:
     for name in body:
         if name not in allowed:
-            raise common.invalid((name, f"cannot be {verb}"))
+            raise errors.invalid((name, f"cannot be {verb}"))
 
 
 def parse_create(body: dict[str, Any]) -> pb.Note:
     _unknown(body, CREATE_FIELDS, "set")
     if "primarySubject" not in body:
-        raise common.invalid(("primarySubject", "is required"))
+        raise errors.invalid(("primarySubject", "is required"))
     note = pb.Note(
         subject=_ref(body["primarySubject"], "primarySubject", PRIMARY_TYPES),
         linked_records=_links(body.get("linkedRecords")),
@@ -176,14 +178,14 @@ def render_note(
     note: pb.Note, request: Request, call: Call, *, idempotency: str = ""
 ) -> dict[str, Any]:
     settings = request.app.state.settings
-    app_base = (settings.app_base_url or common.base_url(request)).rstrip("/")
+    app_base = (settings.app_base_url or calls.base_url(request)).rstrip("/")
     author = note.author
     data: dict[str, Any] = {
         "id": note.id,
         "type": "note",
         "url": f"{app_base}/{note.organization}/notes/{note.id}",
-        "createdAt": common.iso_ms(note.create_time),
-        "updatedAt": common.iso_ms(note.update_time),
+        "createdAt": timefmt.iso_ms(note.create_time),
+        "updatedAt": timefmt.iso_ms(note.update_time),
         "createdBy": {
             "type": AUTHOR_TYPES.get(author.type, "user"),
             "id": author.id,
@@ -212,7 +214,7 @@ def render_note(
         noteType=NOTE_TYPE_NAMES.get(note.note_type, "NOTE"),
         title=note.title,
         body=note.body,
-        happenedAt=common.iso_ms(note.happened_at) if note.HasField("happened_at") else None,
+        happenedAt=timefmt.iso_ms(note.happened_at) if note.HasField("happened_at") else None,
     )
     return data
 
@@ -223,14 +225,14 @@ def render_note(
 async def create_note(request: Request, call: Call) -> Response:
     key = request.headers.get("idempotency-key", "").strip()
     if not key:
-        raise common.invalid(
+        raise errors.invalid(
             ("Idempotency-Key", "header is required"), reason=IDEMPOTENCY_KEY_REQUIRED
         )
     if len(key) > IDEMPOTENCY_KEY_MAX:
-        raise common.invalid(
+        raise errors.invalid(
             ("Idempotency-Key", f"must be at most {IDEMPOTENCY_KEY_MAX} characters")
         )
-    note = parse_create(await common.read_object(request))
+    note = parse_create(await bodies.read_object(request))
     out = await call.invoke(
         call.notes.CreateNote,
         pb.CreateNoteRequest(note=note, request_id=request_id(CREATE_ROUTE, key)),
@@ -247,7 +249,7 @@ async def _read(call: Call, note_id: str) -> pb.Note:
     """A live note about a ShelfCycle record; anything else is not found."""
     note = await call.get_note(note_id)
     if note.HasField("delete_time") or note.subject.type not in PRIMARY_TYPES.values():
-        raise common.note_not_found(note_id)
+        raise errors.note_not_found(note_id)
     return note
 
 
@@ -270,7 +272,7 @@ def _same_moment(if_match: str, ts: timestamp_pb2.Timestamp) -> bool:
         return False
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    current = common.to_datetime(ts)
+    current = timefmt.to_datetime(ts)
     current = current.replace(microsecond=current.microsecond // 1000 * 1000)
     return moment == current
 
@@ -279,8 +281,8 @@ async def patch_note(request: Request, call: Call) -> Response:
     note_id = request.path_params["id"]
     if_match = request.headers.get("if-match", "")
     if not if_match.strip():
-        raise common.invalid(("If-Match", "header is required"), reason=IF_MATCH_REQUIRED)
-    changes, mask = parse_patch(await common.read_object(request), note_id)
+        raise errors.invalid(("If-Match", "header is required"), reason=IF_MATCH_REQUIRED)
+    changes, mask = parse_patch(await bodies.read_object(request), note_id)
     current = await _read(call, note_id)
     if current.created_via != pb.SURFACE_SHELFCYCLE:
         raise Failure(Code.FAILED_PRECONDITION, NOT_API_CREATED, local=True)
@@ -299,7 +301,7 @@ async def patch_note(request: Request, call: Call) -> Response:
         )
     except Failure as f:
         if f.reason == "NOTE_DELETED":
-            raise common.note_not_found(note_id) from None
+            raise errors.note_not_found(note_id) from None
         raise
     return JSONResponse({"data": render_note(out.note, request, call)})
 
@@ -368,11 +370,11 @@ ERRORS: dict[str, tuple[int, str, str, str | None]] = {
         "not_api_created",
         "Only notes created through the public API can be updated.",
     ),
-    common.MALFORMED_JSON: (400, "invalid_request_error", "invalid_json", None),
-    common.BODY_TOO_LARGE: (413, "invalid_request_error", "payload_too_large", None),
-    common.HEADERS_TOO_LARGE: (431, "invalid_request_error", "headers_too_large", None),
-    common.ROUTE_NOT_FOUND: (404, "not_found_error", "not_found", "No such route."),
-    common.METHOD_NOT_ALLOWED: (405, "invalid_request_error", "method_not_allowed", None),
+    errors.MALFORMED_JSON: (400, "invalid_request_error", "invalid_json", None),
+    errors.BODY_TOO_LARGE: (413, "invalid_request_error", "payload_too_large", None),
+    errors.HEADERS_TOO_LARGE: (431, "invalid_request_error", "headers_too_large", None),
+    errors.ROUTE_NOT_FOUND: (404, "not_found_error", "not_found", "No such route."),
+    errors.METHOD_NOT_ALLOWED: (405, "invalid_request_error", "method_not_allowed", None),
     "RATE_LIMITED": (429, "rate_limit_error", "rate_limited", "Too many requests."),
 }
 BY_CODE: dict[Code, tuple[str, str, str | None]] = {
@@ -421,7 +423,7 @@ def render_error(f: Failure, request: Request) -> Response:
     return JSONResponse({"error": error}, status)  # a 429's Retry-After: Dialect.respond
 
 
-DIALECT = common.Dialect("shelfcycle", "/api/v1/", render_error)
+DIALECT = Dialect("shelfcycle", "/api/v1/", render_error)
 
 routes = [
     Route("/api/v1/notes", DIALECT.endpoint(create_note), methods=["POST"]),

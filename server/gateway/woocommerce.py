@@ -28,8 +28,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..service.credentials import OAUTH_PARAMS
-from . import common
-from .common import Call, Code, Failure
+from . import bodies, calls, errors, timefmt
+from .calls import Call
+from .dialect import Dialect
+from .errors import Code, Failure
 
 PREFIX = "/wp-json/wc/v3"
 INT64_MAX = 2**63 - 1
@@ -57,7 +59,6 @@ TYPES = {
 }
 CONTEXTS = ("view", "edit")
 AUTH_PARAMS = ("consumer_key", "consumer_secret")
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 # Local reasons of this dialect.
 MISSING_PARAM = "MISSING_PARAM"
@@ -80,7 +81,7 @@ async def credentials(request: Request) -> str | None:
     params = request.query_params.multi_items()
     if any(name in OAUTH_PARAMS for name, _ in params):
         if request.headers.get("content-type", "").startswith(FORM):
-            params += _form(await common.read_body(request))  # $_POST joins $_GET, as WP does
+            params += _form(await bodies.read_body(request))  # $_POST joins $_GET, as WP does
         return oauth_credential(request, params)
     return None
 
@@ -89,7 +90,7 @@ def _form(raw: bytes) -> list[tuple[str, str]]:
     try:
         return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
-        raise common.malformed("the form body is not UTF-8") from None
+        raise errors.malformed("the form body is not UTF-8") from None
 
 
 def oauth_credential(request: Request, params: list[tuple[str, str]]) -> str:
@@ -136,13 +137,13 @@ def _author(note: pb.Note) -> str:
 
 
 def render_note(note: pb.Note, request: Request) -> dict[str, Any]:
-    order_url = f"{common.base_url(request)}{PREFIX}/orders/{note.subject.id}"
-    created: datetime = common.to_datetime(note.create_time)
+    order_url = f"{calls.base_url(request)}{PREFIX}/orders/{note.subject.id}"
+    created: datetime = timefmt.to_datetime(note.create_time)
     return {
         "id": note.number,
         "author": _author(note),
-        "date_created": created.astimezone(shop_zone(request)).strftime(DATE_FORMAT),
-        "date_created_gmt": created.strftime(DATE_FORMAT),
+        "date_created": timefmt.wc_date(created, shop_zone(request)),
+        "date_created_gmt": timefmt.wc_date(created),
         "note": note.body,
         "customer_note": note.visibility == pb.VISIBILITY_CUSTOMER,
         "_links": {
@@ -165,14 +166,14 @@ def _boolean(params: dict[str, Any], name: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", ""):
         return value.lower() in ("true", "1")
-    raise common.invalid((name, f"{name} is not of type boolean."))
+    raise errors.invalid((name, f"{name} is not of type boolean."))
 
 
 def _choice(request: Request, name: str, options: tuple[str, ...]) -> str:
     value = request.query_params.get(name, options[0])
     if value not in options:
         listed = ", ".join(options[:-1]) + f", and {options[-1]}"
-        raise common.invalid((name, f"{name} is not one of {listed}."))
+        raise errors.invalid((name, f"{name} is not one of {listed}."))
     return value
 
 
@@ -180,14 +181,14 @@ async def _create_params(request: Request) -> dict[str, Any]:
     """The body's parameters (JSON or a form) over the query string's, as WordPress merges."""
     skip = AUTH_PARAMS + OAUTH_PARAMS
     params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in skip}
-    raw = await common.read_body(request)
+    raw = await bodies.read_body(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(FORM):
         params.update((k, v) for k, v in _form(raw) if k not in OAUTH_PARAMS)
     elif raw.strip():
-        body = common.parse_json(raw)
+        body = bodies.parse_json(raw)
         if not isinstance(body, dict):
-            raise common.malformed("the JSON body must be an object")
+            raise errors.malformed("the JSON body must be an object")
         params.update(body)
     return params
 
@@ -213,7 +214,7 @@ async def create_note(request: Request, call: Call) -> Response:
         raise Failure(Code.INVALID_ARGUMENT, MISSING_PARAM, violations=[("note", "")], local=True)
     text = params["note"]
     if not isinstance(text, str):
-        raise common.invalid(("note", "note is not of type string."))
+        raise errors.invalid(("note", "note is not of type string."))
     customer_note = _boolean(params, "customer_note")
     added_by_user = _boolean(params, "added_by_user")
     note = pb.Note(
@@ -225,7 +226,7 @@ async def create_note(request: Request, call: Call) -> Response:
     try:
         out = await call.invoke(call.notes.CreateNote, pb.CreateNoteRequest(note=note))
     except Failure as f:
-        raise _order_failure(common.subject_ids_as_not_found(f, note.subject)) from None
+        raise _order_failure(errors.subject_ids_as_not_found(f, note.subject)) from None
     body = render_note(out.note, request)
     return JSONResponse(body, 201, headers={"Location": body["_links"]["self"][0]["href"]})
 
@@ -246,7 +247,7 @@ async def delete_note(request: Request, call: Call) -> Response:
         out = await call.invoke(call.notes.DeleteNote, pb.DeleteNoteRequest(id=note.id))
     except Failure as f:
         if f.code == Code.NOT_FOUND:  # deleted by someone else in the meantime
-            raise common.note_not_found(str(number)) from None
+            raise errors.note_not_found(str(number)) from None
         raise
     return JSONResponse(render_note(out.note, request))
 
@@ -276,7 +277,7 @@ async def _order_note(call: Call, order_id: int, number: int) -> pb.Note:
     if note is not None and not note.HasField("delete_time") and note.subject == _order(order_id):
         return note
     await _require_order(call, order_id)
-    raise common.note_not_found(str(number))
+    raise errors.note_not_found(str(number))
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -327,15 +328,15 @@ ERRORS: dict[str, tuple[str, str, int]] = {
         "Order notes do not support trashing.",
         501,
     ),
-    common.MALFORMED_JSON: ("rest_invalid_json", "Invalid JSON body passed.", 400),
-    common.BODY_TOO_LARGE: ("rest_request_too_large", "The request body is too large.", 413),
-    common.HEADERS_TOO_LARGE: (
+    errors.MALFORMED_JSON: ("rest_invalid_json", "Invalid JSON body passed.", 400),
+    errors.BODY_TOO_LARGE: ("rest_request_too_large", "The request body is too large.", 413),
+    errors.HEADERS_TOO_LARGE: (
         "rest_request_headers_too_large",
         "The request headers are too large.",
         431,
     ),
-    common.ROUTE_NOT_FOUND: NO_ROUTE,
-    common.METHOD_NOT_ALLOWED: NO_ROUTE,
+    errors.ROUTE_NOT_FOUND: NO_ROUTE,
+    errors.METHOD_NOT_ALLOWED: NO_ROUTE,
     "SUBJECT_ARCHIVED": ("woocommerce_rest_order_archived", "The order is archived.", 400),
     "RATE_LIMITED": ("woocommerce_rest_too_many_requests", "Too many requests.", 429),
 }
@@ -395,7 +396,7 @@ def _param(name: str) -> str:
     return {"body": "note", "visibility": "customer_note"}.get(name, name)
 
 
-DIALECT = common.Dialect(
+DIALECT = Dialect(
     "woocommerce", "/wp-json/", render_error, credentials=credentials, auth_first=False
 )
 

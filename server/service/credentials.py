@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote
 import jwt
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ..domain import errors as reasons
 from ..domain.errors import PermissionDenied, Unauthenticated
 from ..domain.model import Author, AuthorType, Principal, Scope, Surface
 from ..domain.validation import Violations, check_id
@@ -138,7 +139,7 @@ class Authenticator:
 
     def authenticate(self, authorization: str | None, surface: Surface = Surface.GRPC) -> Principal:
         if not authorization:
-            raise Unauthenticated("credentials are required", reason="CREDENTIALS_MISSING")
+            raise Unauthenticated("credentials are required", reason=reasons.CREDENTIALS_MISSING)
         scheme, _, value = authorization.strip().partition(" ")
         value = value.strip()
         scheme = scheme.lower()
@@ -153,16 +154,16 @@ class Authenticator:
                 decoded = base64.b64decode(value, validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
                 raise Unauthenticated(
-                    "malformed Basic credentials", reason="CREDENTIALS_MALFORMED"
+                    "malformed Basic credentials", reason=reasons.CREDENTIALS_MALFORMED
                 ) from None
             key_id, _, secret = decoded.partition(":")
             if "\x00" in decoded:
                 # No key has one, and PostgreSQL cannot even compare text holding it.
-                raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
+                raise Unauthenticated("the API key is not valid", reason=reasons.API_KEY_INVALID)
             if not secret:  # a secret key alone, as the user name with an empty password
                 return self._from_key(self._load("secret", key_id), key_id)
             return self._from_key(self._load("id", key_id), secret)
-        raise Unauthenticated("unsupported credentials", reason="CREDENTIALS_MALFORMED")
+        raise Unauthenticated("unsupported credentials", reason=reasons.CREDENTIALS_MALFORMED)
 
     def _load(self, by: str, value: str):
         cache_key = by + ":" + (hash_secret(value) if by == "secret" else value)
@@ -184,7 +185,7 @@ class Authenticator:
 
     def _from_key(self, row, secret: str) -> Principal:
         if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
-            raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
+            raise Unauthenticated("the API key is not valid", reason=reasons.API_KEY_INVALID)
         return self._principal(row)
 
     def _from_oauth(self, value: str) -> Principal:
@@ -197,21 +198,23 @@ class Authenticator:
             params = {str(k): str(v) for k, v in data["params"]}  # the last value wins, as PHP
         except (ValueError, KeyError, TypeError):
             raise Unauthenticated(
-                "malformed OAuth credentials", reason="CREDENTIALS_MALFORMED"
+                "malformed OAuth credentials", reason=reasons.CREDENTIALS_MALFORMED
             ) from None
         missing = [name for name in OAUTH_PARAMS if not params.get(name)]
         if missing:
             raise Unauthenticated(
                 "missing OAuth parameters",
-                reason="OAUTH_PARAMETER_MISSING",
+                reason=reasons.OAUTH_PARAMETER_MISSING,
                 metadata={"params": ", ".join(missing)},
             )
         row = self._load("id", params["oauth_consumer_key"])
         if row is None:
-            raise _oauth_failure("OAUTH_CONSUMER_KEY_INVALID", "the consumer key is not valid")
+            raise _oauth_failure(
+                reasons.OAUTH_CONSUMER_KEY_INVALID, "the consumer key is not valid"
+            )
         algorithm = params["oauth_signature_method"]
         if algorithm not in OAUTH_METHODS:
-            raise _oauth_failure("OAUTH_SIGNATURE_METHOD_INVALID", "unknown signature method")
+            raise _oauth_failure(reasons.OAUTH_SIGNATURE_METHOD_INVALID, "unknown signature method")
         secret = self._box.open(row.secret_sealed) if self._box and row.secret_sealed else None
         provided = unquote(params["oauth_signature"].replace(" ", "+"))
         # None: a key made before sealing, or sealed with a key no longer configured.
@@ -220,29 +223,29 @@ class Authenticator:
             for url in (urls if secret is not None else [])
         ]
         if not any(hmac.compare_digest(e.encode(), provided.encode()) for e in expected):
-            raise _oauth_failure("OAUTH_SIGNATURE_INVALID", "the signature does not match")
+            raise _oauth_failure(reasons.OAUTH_SIGNATURE_INVALID, "the signature does not match")
         now = int(self._clock())
         try:
             timestamp = int(params["oauth_timestamp"])
         except ValueError:
             timestamp = 0
         if abs(timestamp - now) > OAUTH_WINDOW_SECONDS:
-            raise _oauth_failure("OAUTH_TIMESTAMP_INVALID", "the timestamp is out of range")
+            raise _oauth_failure(reasons.OAUTH_TIMESTAMP_INVALID, "the timestamp is out of range")
         nonce = params["oauth_nonce"][:256]
         with repo.writing():
             fresh = repo.use_nonce(
                 row.key_id, nonce, timestamp, ref[:64], now - OAUTH_WINDOW_SECONDS
             )
         if not fresh:
-            raise _oauth_failure("OAUTH_NONCE_USED", "the nonce has already been used")
+            raise _oauth_failure(reasons.OAUTH_NONCE_USED, "the nonce has already been used")
         return self._principal(row)
 
     def _principal(self, row) -> Principal:
         now = now_us()
         if row.revoke_time is not None:
-            raise Unauthenticated("the API key was revoked", reason="API_KEY_REVOKED")
+            raise Unauthenticated("the API key was revoked", reason=reasons.API_KEY_REVOKED)
         if row.expire_time is not None and row.expire_time <= now:
-            raise Unauthenticated("the API key has expired", reason="API_KEY_EXPIRED")
+            raise Unauthenticated("the API key has expired", reason=reasons.API_KEY_EXPIRED)
         return Principal(
             org=row.org,
             author=Author(AuthorType.USER, row.actor_id, row.display_name),
@@ -260,9 +263,9 @@ class Authenticator:
                 options={"require": ["exp"]},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired", reason="TOKEN_EXPIRED") from None
+            raise Unauthenticated("the token has expired", reason=reasons.TOKEN_EXPIRED) from None
         except jwt.InvalidTokenError:
-            raise Unauthenticated("the token is not valid", reason="TOKEN_INVALID") from None
+            raise Unauthenticated("the token is not valid", reason=reasons.TOKEN_INVALID) from None
         actor = claims.get("actor_id")
         name = claims.get("name")
         org = claims.get("org") or self._default_org
@@ -280,7 +283,7 @@ class Authenticator:
             or not _storable(actor + org + (name if isinstance(name, str) else ""))
             or not isinstance(scopes, list)
         ):
-            raise Unauthenticated("the token lacks actor_id", reason="TOKEN_INVALID")
+            raise Unauthenticated("the token lacks actor_id", reason=reasons.TOKEN_INVALID)
         kind = AuthorType.SYSTEM if claims.get("actor_type") == "system" else AuthorType.USER
         return Principal(
             org=org,
