@@ -17,3 +17,7 @@ def note_uuid(note_id: str) -> str:
 def note_id_of_uuid(value: str) -> str:
     """The note id of a UUID (ValueError if value is none)."""
     return NOTE_ID_PREFIX + str(ulid.ULID.from_uuid(uuid.UUID(value)))
+
+
+# A note id as the service makes it: the prefix and a ULID in Crockford's base32.
+NOTE_ID_PATTERN = rf"^{NOTE_ID_PREFIX}[0-9A-HJKMNP-TV-Z]{{26}}$"

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match
+from starlette.routing import Match, Route
 
 from .bodies import HEADERS_LIMIT, headers_too_large
 from .calls import Call, authorization_header
@@ -37,6 +39,12 @@ class Dialect:
     render: Render
     credentials: Credentials = authorization_header
     auth_first: bool = True
+    # Declarations, from which routes and /openapi.json derive.
+    tag: str = ""
+    operations: tuple[Operation, ...] = ()
+    error_model: Any = None  # the error body's model, for the document
+    security: tuple[dict[str, list[str]], ...] = ()  # alternatives, as OpenAPI's
+    schemes: dict[str, dict[str, Any]] = field(default_factory=dict)  # securitySchemes
 
     def respond(self, failure: Failure, request: Request) -> Response:
         """The dialect's error response, with the rules every dialect shares: a 429 always
@@ -147,3 +155,99 @@ class HeadersLimit:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+# --- declarations ------------------------------------------------------------------------------
+# A dialect is declared as data: its operations (route, parameters, request model, replies and
+# the error statuses it answers), from which the routes, the parsing and /openapi.json derive.
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path, query or header parameter; its type (often Annotated with msgspec.Meta) is its
+    documented schema. subject: the subject type a path parameter names (for tests)."""
+
+    name: str
+    where: str  # "path" | "query" | "header"
+    type: Any
+    required: bool = False
+    description: str = ""
+    array: bool = False  # a query parameter repeated: style form, explode
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A success: its status, the model it renders (None: no body) and its headers."""
+
+    status: int
+    body: Any
+    description: str
+    headers: dict[str, Any] = field(default_factory=dict)  # name -> type, documented
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # Starlette's, with convertors: /orders/{order_id:int64}/notes
+    operation_id: str
+    handler: Handler
+    replies: tuple[Reply, ...]
+    errors: tuple[int, ...]  # statuses of the dialect's error body beyond SHARED_ERRORS
+    params: tuple[Param, ...] = ()
+    body: Any = None  # the request model, when the operation reads one
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"\{(\w+):\w+\}", r"{\1}", self.path)
+
+
+# Errors any operation may answer, whatever its input.
+SHARED_ERRORS = {
+    429: "Too many requests: retry after Retry-After seconds",
+    431: "The request headers are too large",
+    500: "Internal error",
+    503: "The service is unavailable",
+    504: "The service did not answer in time",
+}
+
+
+def routes(dialect: Dialect) -> list[Route]:
+    return [
+        Route(op.path, dialect.endpoint(op.handler), methods=[op.method])
+        for op in dialect.operations
+    ]
+
+
+class ModelResponse(Response):
+    """A response model rendered by msgspec: the same bytes JSONResponse gives for the same
+    values (compact, UTF-8), without building dicts first."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encode(content)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def decoder(model: type) -> Callable[[bytes], Any]:
+    """The model's decoder: the declared shape and limits, checked in one C pass. A body it
+    refuses is explained by the dialect's own checks (its legacy wording), which read their
+    limits from the model (see limit)."""
+    return msgspec.json.Decoder(model).decode
+
+
+def limit(model: type, field_name: str, bound: str = "max_length") -> int:
+    """A limit a model declares (msgspec.Meta), for error messages that restate it."""
+    for field_info in msgspec.inspect.type_info(model).fields:
+        if field_info.name == field_name:
+            info = field_info.type
+            while isinstance(info, msgspec.inspect.UnionType):  # T | None
+                info = next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+            value = getattr(info, bound, None)
+            if value is None:
+                raise LookupError(f"{model.__name__}.{field_name} declares no {bound}")
+            return value
+    raise LookupError(f"{model.__name__} has no field {field_name}")

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ..domain.validation import (
     BODY_MAX,
-    LINKS_MAX,
     METADATA_MAX_BYTES,
     METADATA_MAX_DEPTH,
     QUERY_MAX,
     TAG_MAX,
     TAGS_MAX,
-    TITLE_MAX,
 )
-from .shelfcycle import NOTE_TYPES
+from . import shelfcycle
+from .dialect import SHARED_ERRORS, Dialect, Operation, Param
 from .timefmt import GO_TIME, ISO_MS, WC_DATE
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 NOTE_ID = r"^note_[0-9A-HJKMNP-TV-Z]{26}$"
-# Errors any operation may answer, whatever its input.
-SHARED_ERRORS = {
-    "429": "Too many requests: retry after Retry-After seconds",
-    "431": "The request headers are too large",
-    "500": "Internal error",
-    "503": "The service is unavailable",
-    "504": "The service did not answer in time",
-}
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying",
@@ -57,9 +50,9 @@ def json_body(schema_name: str) -> dict[str, Any]:
 
 def responses(error: str, ok: dict[str, Any], *codes: str) -> dict[str, Any]:
     out = dict(ok)
-    for code in (*codes, *SHARED_ERRORS):
+    for code in (*codes, *map(str, SHARED_ERRORS)):
         out[code] = {
-            "description": SHARED_ERRORS.get(code, "Error"),
+            "description": SHARED_ERRORS.get(int(code), "Error"),
             "content": {"application/json": {"schema": ref(error)}},
         }
     out["429"]["headers"] = RETRY_AFTER
@@ -84,23 +77,6 @@ def query(name: str, schema: dict[str, Any], **extra) -> dict[str, Any]:
 def header(name: str, required: bool = True) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": required, "schema": string(minLength=1)}
 
-
-# What every ShelfCycle note response carries; GET and PATCH add the content fields.
-SHELFCYCLE_NOTE_BASE = {
-    "id": string(pattern=NOTE_ID),
-    "type": {"const": "note"},
-    "url": string(format="uri"),
-    "createdAt": string(pattern=ISO_MS),
-    "updatedAt": string(pattern=ISO_MS),
-    "createdBy": obj({"type": string(), "id": string(), "displayName": string()}),
-    "createdVia": obj({"type": string(), "actorUserId": string()}),
-    "requestedVia": {
-        "oneOf": [
-            {"type": "null"},
-            obj({"type": {"const": "api_key"}, "id": string(), "purpose": string()}),
-        ]
-    },
-}
 
 ID = string(minLength=1, maxLength=128, pattern=r"^[A-Za-z0-9_.:-]+$")
 CUSTOMER = [path_param("id", ID)]
@@ -169,98 +145,6 @@ SCHEMAS: dict[str, Any] = {
             ),
         ]
     },
-    # ShelfCycle
-    "ShelfCycleRecord": obj(
-        {"type": string(enum=["customer", "supplier", "product", "contact", "location"])}
-        | {"id": string(minLength=1, maxLength=128)},
-        additionalProperties=False,
-    ),
-    "ShelfCyclePrimarySubject": obj(
-        {"type": string(enum=["customer", "supplier", "product"])}
-        | {"id": string(minLength=1, maxLength=128)},
-        additionalProperties=False,
-    ),
-    "ShelfCycleNoteType": string(enum=list(NOTE_TYPES)),
-    "ShelfCycleCreate": obj(
-        {
-            "primarySubject": ref("ShelfCyclePrimarySubject"),
-            "linkedRecords": {
-                "type": "array",
-                "maxItems": LINKS_MAX,
-                "items": ref("ShelfCycleRecord"),
-            },
-            "noteType": ref("ShelfCycleNoteType"),
-            "title": string(maxLength=TITLE_MAX),
-            "body": string(minLength=1, maxLength=BODY_MAX),
-            "happenedAt": string(format="date-time"),
-        },
-        ["primarySubject", "body"],
-        additionalProperties=False,
-    ),
-    "ShelfCyclePatch": obj(
-        {
-            "title": string(maxLength=TITLE_MAX),
-            "body": string(minLength=1, maxLength=BODY_MAX),
-            "happenedAt": string(format="date-time"),
-            "noteType": ref("ShelfCycleNoteType"),
-            "linkedRecords": {
-                "type": "array",
-                "maxItems": LINKS_MAX,
-                "items": ref("ShelfCycleRecord"),
-            },
-        },
-        [],
-        additionalProperties=False,
-    ),
-    "ShelfCycleCreated": obj(
-        {
-            "data": obj(
-                SHELFCYCLE_NOTE_BASE
-                | {
-                    "idempotencyStatus": string(enum=["created", "replayed"]),
-                },
-                additionalProperties=False,
-            )
-        },
-        additionalProperties=False,
-    ),
-    "ShelfCycleNote": obj(
-        {
-            "data": obj(
-                SHELFCYCLE_NOTE_BASE
-                | {
-                    "primarySubject": ref("ShelfCyclePrimarySubject"),
-                    "linkedRecords": {
-                        "type": "array",
-                        "maxItems": LINKS_MAX,
-                        "items": ref("ShelfCycleRecord"),
-                    },
-                    "noteType": ref("ShelfCycleNoteType"),
-                    "title": string(),
-                    "body": string(),
-                    "happenedAt": {"oneOf": [{"type": "null"}, string(pattern=ISO_MS)]},
-                },
-                additionalProperties=False,
-            )
-        },
-        additionalProperties=False,
-    ),
-    "ShelfCycleError": obj(
-        {
-            "error": obj(
-                {
-                    "type": string(),
-                    "code": string(),
-                    "message": string(),
-                    "param": string(),
-                    "requestId": string(),
-                },
-                ["type", "code", "message", "requestId"],
-                additionalProperties=False,
-            )
-        },
-        additionalProperties=False,
-    ),
     # WooCommerce
     "WooLink": {"type": "array", "items": obj({"href": string(format="uri")})},
     "WooNote": obj(
@@ -384,56 +268,6 @@ PATHS: dict[str, Any] = {
                 "404",
                 "413",
                 "422",
-            ),
-        },
-    },
-    "/api/v1/notes": {
-        "post": {
-            "tags": ["ShelfCycle"],
-            "operationId": "createShelfCycleNote",
-            "security": [{"bearer": []}],
-            "parameters": [header("Idempotency-Key")],
-            "requestBody": json_body("ShelfCycleCreate"),
-            "responses": responses(
-                "ShelfCycleError",
-                ok("201", "ShelfCycleCreated", "Created")
-                | ok("200", "ShelfCycleCreated", "Replayed: the note the key created"),
-                "400",
-                "401",
-                "403",
-                "404",
-                "409",
-                "413",
-            ),
-        },
-    },
-    "/api/v1/notes/{id}": {
-        "parameters": [path_param("id", string(minLength=1))],
-        "get": {
-            "tags": ["ShelfCycle"],
-            "operationId": "getShelfCycleNote",
-            "security": [{"bearer": []}],
-            "responses": responses(
-                "ShelfCycleError", ok("200", "ShelfCycleNote", "The note"), "401", "403", "404"
-            ),
-        },
-        "patch": {
-            "tags": ["ShelfCycle"],
-            "operationId": "patchShelfCycleNote",
-            "security": [{"bearer": []}],
-            "parameters": [header("If-Match")],
-            "requestBody": json_body("ShelfCyclePatch"),
-            "responses": responses(
-                "ShelfCycleError",
-                ok("200", "ShelfCycleNote", "The updated note"),
-                "400",
-                "401",
-                "403",
-                "404",
-                "409",
-                "412",
-                "413",
-                "428",
             ),
         },
     },
@@ -575,6 +409,91 @@ PATHS: dict[str, Any] = {
     },
 }
 
+
+def derive(dialects: list[Dialect]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Paths, schemas and security schemes from the dialects' declarations."""
+    types: list[Any] = []
+    for d in dialects:
+        types.append(d.error_model)
+        for op in d.operations:
+            types.extend(p.type for p in op.params)
+            types.extend(r.body for r in op.replies if r.body is not None)
+            types.extend(t for r in op.replies for t in r.headers.values())
+            if op.body is not None:
+                types.append(op.body)
+    found, schemas = msgspec.json.schema_components(types, ref_template=REF)
+    schema_of = dict(zip(map(_key, types), found, strict=True))
+    paths: dict[str, Any] = {}
+    schemes: dict[str, Any] = {}
+    for d in dialects:
+        schemes.update(d.schemes)
+        error = {"application/json": {"schema": schema_of[_key(d.error_model)]}}
+        for op in d.operations:
+            paths.setdefault(op.openapi_path, {})[op.method.lower()] = _operation(
+                d, op, schema_of, error
+            )
+    return paths, schemas, schemes
+
+
+REF = "#/components/schemas/{name}"
+
+
+def _key(t: Any) -> str:
+    return repr(t)
+
+
+def _operation(d: Dialect, op: Operation, schema_of, error) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "tags": [d.tag],
+        "operationId": op.operation_id,
+        "security": list(d.security),
+    }
+    if op.params:
+        out["parameters"] = [_parameter(p, schema_of) for p in op.params]
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema_of[_key(op.body)]}},
+        }
+    responses: dict[str, Any] = {}
+    for reply in op.replies:
+        response: dict[str, Any] = {"description": reply.description}
+        if reply.headers:
+            response["headers"] = {
+                name: {"required": True, "schema": schema_of[_key(t)]}
+                for name, t in reply.headers.items()
+            }
+        if reply.body is not None:
+            response["content"] = {"application/json": {"schema": schema_of[_key(reply.body)]}}
+        responses[str(reply.status)] = response
+    for status in (*op.errors, *SHARED_ERRORS):
+        responses[str(status)] = {
+            "description": SHARED_ERRORS.get(status, "Error"),
+            "content": error,
+        }
+    responses["429"]["headers"] = RETRY_AFTER
+    out["responses"] = responses
+    return out
+
+
+def _parameter(p: Param, schema_of) -> dict[str, Any]:
+    schema = schema_of[_key(p.type)]
+    out: dict[str, Any] = {"name": p.name, "in": p.where, "required": p.required}
+    if p.array:
+        out.update(schema={"type": "array", "items": schema}, style="form", explode=True)
+    else:
+        out["schema"] = schema
+    if p.description:
+        out["description"] = p.description
+    if p.subject:
+        out["x-subject-type"] = p.subject  # the record it names, for tests that make one
+    return out
+
+
+_paths, _schemas, _schemes = derive([shelfcycle.DIALECT])
+PATHS = {**PATHS, **_paths}
+SCHEMAS = {**SCHEMAS, **_schemas}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -593,6 +512,7 @@ DOCUMENT: dict[str, Any] = {
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
+            **_schemes,
             "bearer": {"type": "http", "scheme": "bearer"},
             "basic": {"type": "http", "scheme": "basic"},
             "basicSecret": {
