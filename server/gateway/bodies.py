@@ -83,12 +83,14 @@ def parse_json(raw: bytes) -> Any:
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise malformed(f"the request body is not valid JSON: {str(e)[:200]}") from None
-    _check_json(value)
+    check_json(value)
     return value
 
 
-def _check_json(value: Any) -> None:
-    stack = [(value, 1)]
+def check_json(value: Any, depth: int = 1) -> None:
+    """What json.loads lets through and the service cannot hold: deep nesting, numbers past
+    1e300, unpaired surrogates. depth: the value's own, within the whole body."""
+    stack = [(value, depth)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict | list):

@@ -2,45 +2,121 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
+import msgspec
 from google.protobuf import json_format
+from msgspec import Meta, Struct
 from notes.v1 import notes_pb2 as pb
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from ..domain import errors as domain
+from ..domain.ids import NOTE_ID_PATTERN
+from ..domain.validation import METADATA_MAX_BYTES, METADATA_MAX_DEPTH, QUERY_MAX
 from . import bodies, errors, timefmt
 from .calls import Call
-from .dialect import Dialect
+from .dialect import Dialect, ModelResponse, Operation, Param, Reply, decoder, limit, routes
 from .errors import Code, Failure
+from .subjects import SubjectId
 
-BODY_MAX = 5000
 LIMIT_DEFAULT = 50
-LIMIT_MAX = 100
+LIMIT_MAX = 100  # larger limits are served as this one, as Medusa's
 INT32_MAX = 2**31 - 1  # ListNotesRequest.offset; no list is that long, so past it is past the end
-FIELDS = {"body", "is_internal", "metadata"}
+
+# --- models ------------------------------------------------------------------------------------
+
+IsoMs = Annotated[str, Meta(pattern=timefmt.ISO_MS)]
+
+
+class CustomerNoteCreate(Struct, forbid_unknown_fields=True):
+    body: Annotated[str, Meta(min_length=1, max_length=5000)]  # the dialect's own (seed 000)
+    is_internal: Annotated[bool, Meta(extra_json_schema={"default": True})] | None = None
+    metadata: (
+        Annotated[
+            dict[str, Any],
+            Meta(
+                description=f"Any JSON object of at most {METADATA_MAX_BYTES} bytes serialized, "
+                f"nested at most {METADATA_MAX_DEPTH} levels (the service's limits)."
+            ),
+        ]
+        | None
+    ) = None
+
+
+BODY_MAX = limit(CustomerNoteCreate, "body")
+
+
+class CustomerNote(Struct, forbid_unknown_fields=True):
+    id: Annotated[str, Meta(pattern=NOTE_ID_PATTERN)]
+    customer_id: str
+    body: str
+    is_internal: bool
+    author_id: str
+    metadata: dict[str, Any]
+    created_at: IsoMs
+    updated_at: IsoMs
+
+
+class CustomerNoteList(Struct, forbid_unknown_fields=True):
+    notes: list[CustomerNote]
+    count: Annotated[int, Meta(ge=0)]
+    offset: Annotated[int, Meta(ge=0)]
+    limit: Annotated[int, Meta(ge=0, le=LIMIT_MAX)]
+
+
+class CustomerNoteEnvelope(Struct, forbid_unknown_fields=True):
+    note: CustomerNote
+
+
+class CustomerError(Struct, forbid_unknown_fields=True):
+    message: str
+    type: str
+
+
+class CustomerFieldError(Struct, forbid_unknown_fields=True):
+    field: str
+    message: str
+
+
+class CustomerValidationError(Struct, forbid_unknown_fields=True):
+    message: str
+    errors: list[CustomerFieldError]
+
+
+_decode_create = decoder(CustomerNoteCreate)
+FIELDS = set(CustomerNoteCreate.__struct_fields__)
 
 
 def _subject(customer_id: str) -> pb.SubjectRef:
     return pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id=customer_id)
 
 
-def render_note(note: pb.Note) -> dict[str, Any]:
-    return {
-        "id": note.id,
-        "customer_id": note.subject.id,
-        "body": note.body,
-        "is_internal": note.visibility != pb.VISIBILITY_CUSTOMER,
-        "author_id": note.author.id,
-        "metadata": _metadata(note),
-        "created_at": timefmt.iso_ms(note.create_time),
-        "updated_at": timefmt.iso_ms(note.update_time),
-    }
+def render_note(note: pb.Note) -> CustomerNote:
+    return CustomerNote(
+        note.id,
+        note.subject.id,
+        note.body,
+        note.visibility != pb.VISIBILITY_CUSTOMER,
+        note.author.id,
+        _metadata(note),
+        timefmt.iso_ms(note.create_time),
+        timefmt.iso_ms(note.update_time),
+    )
 
 
-def _metadata(note: pb.Note) -> dict[str, Any]:
-    return _integral(json_format.MessageToDict(note.metadata)) if note.HasField("metadata") else {}
+_EMPTY = msgspec.Raw(b"{}")
+
+
+def _metadata(note: pb.Note) -> msgspec.Raw:
+    """Rendered as json.dumps renders it (msgspec writes 1e+16 as 1e16), sorted."""
+    if not note.HasField("metadata"):
+        return _EMPTY
+    value = _integral(json_format.MessageToDict(note.metadata))
+    return msgspec.Raw(
+        json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    )
 
 
 def _integral(value: Any) -> Any:
@@ -88,26 +164,26 @@ async def list_notes(request: Request, call: Call) -> Response:
         ),
     )
     notes = [render_note(n) for n in page.notes][:limit]
-    return JSONResponse(
-        {"notes": notes, "count": page.total_size, "offset": offset, "limit": limit}
-    )
+    return ModelResponse(CustomerNoteList(notes, page.total_size, offset, limit))
 
 
 def _parse_create(body: dict[str, Any]) -> pb.Note:
-    errors = [(name, f"{name} is not allowed") for name in body if name not in FIELDS]
+    problems = [(name, f"{name} is not allowed") for name in body if name not in FIELDS]
     text = body.get("body")
     if not isinstance(text, str):
-        errors.append(("body", "body must be a string"))
+        problems.append(("body", "body must be a string"))
     elif not 1 <= len(text) <= BODY_MAX:
-        errors.append(("body", f"body must be between 1 and {BODY_MAX} characters"))
+        problems.append(("body", f"body must be between 1 and {BODY_MAX} characters"))
     is_internal = body.get("is_internal")
     if is_internal is not None and not isinstance(is_internal, bool):
-        errors.append(("is_internal", "is_internal must be a boolean"))
+        problems.append(("is_internal", "is_internal must be a boolean"))
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
-        errors.append(("metadata", "metadata must be an object"))
-    if errors:
-        raise Failure(Code.INVALID_ARGUMENT, "INVALID_ARGUMENT", violations=errors, local=True)
+        problems.append(("metadata", "metadata must be an object"))
+    if problems:
+        raise Failure(
+            Code.INVALID_ARGUMENT, errors.INVALID_ARGUMENT, violations=problems, local=True
+        )
     note = pb.Note(
         body=text,
         visibility=pb.VISIBILITY_CUSTOMER if is_internal is False else pb.VISIBILITY_INTERNAL,
@@ -117,53 +193,78 @@ def _parse_create(body: dict[str, Any]) -> pb.Note:
     return note
 
 
+def _note_of(create: CustomerNoteCreate) -> pb.Note:
+    """The note a body the model accepted asks for (_parse_create's result for it)."""
+    note = pb.Note(
+        body=create.body,
+        visibility=pb.VISIBILITY_CUSTOMER
+        if create.is_internal is False
+        else pb.VISIBILITY_INTERNAL,
+    )
+    if create.metadata:
+        bodies.check_json(create.metadata, depth=2)
+        note.metadata.update(create.metadata)
+    return note
+
+
+async def read_create(request: Request) -> pb.Note:
+    raw = await bodies.read_body(request)
+    try:
+        return _note_of(_decode_create(raw))
+    except msgspec.MsgspecError:  # refused by the model: the dialect's own words say why
+        return _parse_create(await bodies.read_object(request))
+
+
 async def create_note(request: Request, call: Call) -> Response:
-    note = _parse_create(await bodies.read_object(request))
+    note = await read_create(request)
     note.subject.CopyFrom(_subject(request.path_params["id"]))
     try:
         created = await call.invoke(call.notes.CreateNote, pb.CreateNoteRequest(note=note))
     except Failure as f:
         raise errors.subject_ids_as_not_found(f, note.subject) from None
-    return JSONResponse({"note": render_note(created.note)}, 201)
+    return ModelResponse(CustomerNoteEnvelope(render_note(created.note)), 201)
 
 
-# --- errors ----------------------------------------------------------------------------------
+# --- errors ------------------------------------------------------------------------------------
 
 _FIELD_NAMES = {"visibility": "is_internal"}
-_UNAUTHORIZED = {"message": "Unauthorized", "type": "not_allowed"}
+_UNAUTHORIZED = CustomerError("Unauthorized", "not_allowed")
+# code -> (type, message); a message of None shows the failure's own.
+BY_CODE: dict[Code, tuple[str, str | None]] = {
+    Code.INVALID_ARGUMENT: ("invalid_data", None),
+    Code.PERMISSION_DENIED: ("not_allowed", "Forbidden"),
+    Code.NOT_FOUND: ("not_found", "Not found"),
+    Code.UNIMPLEMENTED: ("not_allowed", None),
+    Code.FAILED_PRECONDITION: ("not_allowed", None),
+    Code.RESOURCE_EXHAUSTED: ("unexpected_state", "Too many requests"),
+    Code.UNAVAILABLE: ("unexpected_state", "Service unavailable"),
+    Code.DEADLINE_EXCEEDED: ("unexpected_state", "The service did not answer in time"),
+}
 
 
 def render_error(f: Failure, request: Request) -> Response:
+    """Any credentials failure is 401 Unauthorized; an unknown customer 404; malformed or
+    oversized input invalid_data; a refused body on POST 422 with every field; else by code."""
     if f.code == Code.UNAUTHENTICATED:
-        return JSONResponse(_UNAUTHORIZED, 401)
-    if f.reason == "SUBJECT_NOT_FOUND":
+        return ModelResponse(_UNAUTHORIZED, 401)
+    if f.reason == domain.SubjectNotFound.reason:
         message = f"Customer with id: {f.metadata.get('subjectId', '')} was not found"
-        return JSONResponse({"message": message, "type": "not_found"}, 404)
-    if f.reason in (errors.BODY_TOO_LARGE, errors.HEADERS_TOO_LARGE):
-        return JSONResponse({"message": f.message, "type": "invalid_data"}, f.status)
-    if f.reason == errors.MALFORMED_JSON:
-        return JSONResponse({"message": f.message, "type": "invalid_data"}, 400)
+        return ModelResponse(CustomerError(message, "not_found"), 404)
+    if f.reason in (errors.BODY_TOO_LARGE, errors.HEADERS_TOO_LARGE, errors.MALFORMED_JSON):
+        return ModelResponse(CustomerError(f.message, "invalid_data"), f.status)
     if f.code == Code.INVALID_ARGUMENT and request.method == "POST":
         problems = [
-            {"field": _FIELD_NAMES.get(name, name), "message": _sentence(name, description)}
+            CustomerFieldError(_FIELD_NAMES.get(name, name), _sentence(name, description))
             for name, description in f.violations
         ]
-        return JSONResponse({"message": "Validation failed", "errors": problems}, 422)
-    table = {
-        Code.INVALID_ARGUMENT: ("invalid_data", f.described()),
-        Code.PERMISSION_DENIED: ("not_allowed", "Forbidden"),
-        Code.NOT_FOUND: ("not_found", "Not found"),
-        Code.UNIMPLEMENTED: ("not_allowed", f.message),
-        Code.FAILED_PRECONDITION: ("not_allowed", f.described()),
-        Code.RESOURCE_EXHAUSTED: ("unexpected_state", "Too many requests"),
-        Code.UNAVAILABLE: ("unexpected_state", "Service unavailable"),
-        Code.DEADLINE_EXCEEDED: ("unexpected_state", "The service did not answer in time"),
-    }
-    kind, message = table.get(f.code, ("unknown_error", "An unknown error occurred."))
+        return ModelResponse(CustomerValidationError("Validation failed", problems), 422)
+    kind, message = BY_CODE.get(f.code, ("unknown_error", "An unknown error occurred."))
+    if message is None:
+        message = f.message if f.code == Code.UNIMPLEMENTED else f.described()
     status = 405 if f.reason == errors.METHOD_NOT_ALLOWED else f.status
     if f.reason == errors.ROUTE_NOT_FOUND:
         message = f"Cannot {request.method} {request.url.path}"
-    return JSONResponse({"message": message, "type": kind}, status)
+    return ModelResponse(CustomerError(message, kind), status)
 
 
 def _sentence(name: str, description: str) -> str:
@@ -172,9 +273,68 @@ def _sentence(name: str, description: str) -> str:
     return description if description.startswith(shown) else f"{shown} {description}"
 
 
-DIALECT = Dialect("customer_notes", "/admin/", render_error)
+_CUSTOMER = Param("id", "path", SubjectId, required=True, subject="customer")
+_AUTHOR_IDS = "Notes by any of these authors."
 
-routes = [
-    Route("/admin/customers/{id}/notes", DIALECT.endpoint(list_notes), methods=["GET"]),
-    Route("/admin/customers/{id}/notes", DIALECT.endpoint(create_note), methods=["POST"]),
-]
+DIALECT = Dialect(
+    "customer_notes",
+    "/admin/",
+    render_error,
+    tag="Customer notes",
+    error_model=(CustomerError, CustomerValidationError),
+    security=({"bearer": []}, {"basicSecret": []}),
+    schemes={
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "basicSecret": {
+            "type": "http",
+            "scheme": "basic",
+            "description": "A secret API key as the user name, with an empty password.",
+        },
+    },
+    operations=(
+        Operation(
+            "GET",
+            "/admin/customers/{id}/notes",
+            "listCustomerNotes",
+            list_notes,
+            replies=(Reply(200, CustomerNoteList, "Notes of the customer, newest first"),),
+            errors=(400, 401, 403, 404),
+            params=(
+                _CUSTOMER,
+                Param(
+                    "limit",
+                    "query",
+                    Annotated[int, Meta(ge=0, extra_json_schema={"default": LIMIT_DEFAULT})],
+                    description=f"At most {LIMIT_MAX} notes are served, whatever is asked.",
+                ),
+                Param(
+                    "offset",
+                    "query",
+                    Annotated[int, Meta(ge=0)],
+                    description="Past the last note: an empty page with the count. "
+                    "Otherwise at most 100000.",
+                ),
+                Param(
+                    "q",
+                    "query",
+                    Annotated[str, Meta(max_length=QUERY_MAX)],
+                    description="Notes whose body contains this text, case-insensitively "
+                    "(ILIKE %q%).",
+                ),
+                Param("author_id", "query", SubjectId, array=True, description=_AUTHOR_IDS),
+                Param("author_id[]", "query", SubjectId, array=True, description=_AUTHOR_IDS),
+            ),
+        ),
+        Operation(
+            "POST",
+            "/admin/customers/{id}/notes",
+            "createCustomerNote",
+            create_note,
+            replies=(Reply(201, CustomerNoteEnvelope, "The new note"),),
+            errors=(400, 401, 403, 404, 413, 422),
+            params=(_CUSTOMER,),
+            body=CustomerNoteCreate,
+        ),
+    ),
+)
+routes = routes(DIALECT)

@@ -8,15 +8,12 @@ import msgspec
 
 from ..domain.validation import (
     BODY_MAX,
-    METADATA_MAX_BYTES,
-    METADATA_MAX_DEPTH,
-    QUERY_MAX,
     TAG_MAX,
     TAGS_MAX,
 )
-from . import shelfcycle
+from . import customer_notes, shelfcycle
 from .dialect import SHARED_ERRORS, Dialect, Operation, Param
-from .timefmt import GO_TIME, ISO_MS, WC_DATE
+from .timefmt import GO_TIME, WC_DATE
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 NOTE_ID = r"^note_[0-9A-HJKMNP-TV-Z]{26}$"
@@ -93,58 +90,6 @@ WC_SECURITY = [
 ]
 
 SCHEMAS: dict[str, Any] = {
-    # Customer notes (Medusa-style)
-    "CustomerNote": obj(
-        {
-            "id": string(pattern=NOTE_ID),
-            "customer_id": string(),
-            "body": string(),
-            "is_internal": {"type": "boolean"},
-            "author_id": string(),
-            "metadata": {"type": "object"},
-            "created_at": string(pattern=ISO_MS),
-            "updated_at": string(pattern=ISO_MS),
-        },
-        additionalProperties=False,
-    ),
-    "CustomerNoteList": obj(
-        {
-            "notes": {"type": "array", "items": ref("CustomerNote")},
-            "count": {"type": "integer", "minimum": 0},
-            "offset": {"type": "integer", "minimum": 0},
-            "limit": {"type": "integer", "minimum": 0, "maximum": 100},
-        },
-        additionalProperties=False,
-    ),
-    "CustomerNoteEnvelope": obj({"note": ref("CustomerNote")}, additionalProperties=False),
-    "CustomerNoteCreate": obj(
-        {
-            "body": string(minLength=1, maxLength=5000),
-            "is_internal": {"type": "boolean", "default": True},
-            "metadata": {
-                "type": "object",
-                "description": f"Any JSON object of at most {METADATA_MAX_BYTES} bytes "
-                f"serialized, nested at most {METADATA_MAX_DEPTH} levels (the service's limits).",
-            },
-        },
-        ["body"],
-        additionalProperties=False,
-    ),
-    "CustomerError": {
-        "oneOf": [
-            obj({"message": string(), "type": string()}, additionalProperties=False),
-            obj(
-                {
-                    "message": string(),
-                    "errors": {
-                        "type": "array",
-                        "items": obj({"field": string(), "message": string()}),
-                    },
-                },
-                additionalProperties=False,
-            ),
-        ]
-    },
     # WooCommerce
     "WooLink": {"type": "array", "items": obj({"href": string(format="uri")})},
     "WooNote": obj(
@@ -217,60 +162,6 @@ SCHEMAS: dict[str, Any] = {
 WC_LOCATION = {"Location": {"required": True, "schema": string(format="uri")}}
 
 PATHS: dict[str, Any] = {
-    "/admin/customers/{id}/notes": {
-        "parameters": CUSTOMER,
-        "get": {
-            "tags": ["Customer notes"],
-            "operationId": "listCustomerNotes",
-            "security": CUSTOMER_SECURITY,
-            "parameters": [
-                query("limit", {"type": "integer", "minimum": 0, "default": 50}),
-                query(
-                    "offset",
-                    {
-                        "type": "integer",
-                        "minimum": 0,
-                        "description": "Past the last note: an empty page with the count. "
-                        "Otherwise at most 100000.",
-                    },
-                ),
-                query(
-                    "q",
-                    string(
-                        maxLength=QUERY_MAX,
-                        description="Notes whose body contains this text, case-insensitively "
-                        "(ILIKE %q%).",
-                    ),
-                ),
-                query("author_id", {"type": "array", "items": ID}, style="form", explode=True),
-                query("author_id[]", {"type": "array", "items": ID}, style="form", explode=True),
-            ],
-            "responses": responses(
-                "CustomerError",
-                ok("200", "CustomerNoteList", "Notes of the customer, newest first"),
-                "400",
-                "401",
-                "403",
-                "404",
-            ),
-        },
-        "post": {
-            "tags": ["Customer notes"],
-            "operationId": "createCustomerNote",
-            "security": CUSTOMER_SECURITY,
-            "requestBody": json_body("CustomerNoteCreate"),
-            "responses": responses(
-                "CustomerError",
-                ok("201", "CustomerNoteEnvelope", "The new note"),
-                "400",
-                "401",
-                "403",
-                "404",
-                "413",
-                "422",
-            ),
-        },
-    },
     "/wp-json/wc/v3/orders/{order_id}/notes": {
         "parameters": WC_ORDER,
         "get": {
@@ -421,8 +312,12 @@ def derive(dialects: list[Dialect]) -> tuple[dict[str, Any], dict[str, Any], dic
             types.extend(t for r in op.replies for t in r.headers.values())
             if op.body is not None:
                 types.append(op.body)
-    found, schemas = msgspec.json.schema_components(types, ref_template=REF)
-    schema_of = dict(zip(map(_key, types), found, strict=True))
+    flat = [t for item in types for t in (item if isinstance(item, tuple) else (item,))]
+    found, schemas = msgspec.json.schema_components(flat, ref_template=REF)
+    schema_of = dict(zip(map(_key, flat), found, strict=True))
+    for item in types:  # alternatives: one of these bodies
+        if isinstance(item, tuple):
+            schema_of[_key(item)] = {"oneOf": [schema_of[_key(t)] for t in item]}
     paths: dict[str, Any] = {}
     schemes: dict[str, Any] = {}
     for d in dialects:
@@ -490,8 +385,8 @@ def _parameter(p: Param, schema_of) -> dict[str, Any]:
     return out
 
 
-_paths, _schemas, _schemes = derive([shelfcycle.DIALECT])
-PATHS = {**PATHS, **_paths}
+_paths, _schemas, _schemes = derive([customer_notes.DIALECT, shelfcycle.DIALECT])
+PATHS = {**_paths, **PATHS}
 SCHEMAS = {**SCHEMAS, **_schemas}
 
 DOCUMENT: dict[str, Any] = {
@@ -515,11 +410,6 @@ DOCUMENT: dict[str, Any] = {
             **_schemes,
             "bearer": {"type": "http", "scheme": "bearer"},
             "basic": {"type": "http", "scheme": "basic"},
-            "basicSecret": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "A secret API key as the user name, with an empty password.",
-            },
             "consumerKey": {"type": "apiKey", "in": "query", "name": "consumer_key"},
             "consumerSecret": {"type": "apiKey", "in": "query", "name": "consumer_secret"},
             "oauth1": {
