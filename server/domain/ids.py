@@ -21,3 +21,5 @@ def note_id_of_uuid(value: str) -> str:
 
 # A note id as the service makes it: the prefix and a ULID in Crockford's base32.
 NOTE_ID_PATTERN = rf"^{NOTE_ID_PREFIX}[0-9A-HJKMNP-TV-Z]{{26}}$"
+# The same note's UUID form, as note_uuid writes it.
+NOTE_UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

@@ -174,6 +174,7 @@ class Param:
     description: str = ""
     array: bool = False  # a query parameter repeated: style form, explode
     subject: str = ""
+    parent: str = ""  # the path parameter naming the subject's parent (an order item's order)
 
 
 @dataclass(frozen=True)

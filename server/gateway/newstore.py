@@ -10,26 +10,77 @@ registered under.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from google.protobuf import field_mask_pb2
+from msgspec import UNSET, Meta, Struct, UnsetType
 from notes.v1 import notes_pb2 as pb
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from ..domain.ids import note_id_of_uuid, note_uuid
+from ..domain import errors as domain
+from ..domain.ids import NOTE_UUID_PATTERN, note_id_of_uuid, note_uuid
+from ..domain.validation import SOURCE_MAX, TAG_MAX, TAGS_MAX
 from . import bodies, errors, timefmt
 from .calls import Call
-from .dialect import Dialect
+from .dialect import Dialect, ModelResponse, Operation, Param, Reply, decoder, limit, routes
 from .errors import Code, Failure
+from .subjects import SubjectId
 
-TEXT_MAX = 4000
-SOURCE_MAX = 256
 UPDATED_FIELDS = ["body", "source", "source_type", "tags"]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 INVALID_NOTE_ID = "INVALID_NOTE_ID"
+
+# --- models ------------------------------------------------------------------------------------
+
+Source = Annotated[str, Meta(min_length=1, max_length=SOURCE_MAX)]
+GoTime = Annotated[str, Meta(pattern=timefmt.GO_TIME)]
+
+
+class NewStoreNoteWrite(Struct):
+    text: Annotated[str, Meta(min_length=1, max_length=4000)]  # the dialect's own (seed 003)
+    source: Source
+    tags: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=TAG_MAX)]],
+        Meta(
+            max_length=TAGS_MAX,
+            description=f"At most {TAGS_MAX} tags of 1..{TAG_MAX} characters (the service's "
+            "limits; the seed gives none).",
+        ),
+    ]
+    source_type: Source | None = None
+
+
+class _StrictNoteWrite(NewStoreNoteWrite, forbid_unknown_fields=True):
+    """The fast path's decoder: a body with other fields (which NewStore ignores) goes through
+    parse_note, whose JSON checks also cover them."""
+
+
+TEXT_MAX = limit(NewStoreNoteWrite, "text")
+
+
+class NewStoreNote(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    id: Annotated[str, Meta(pattern=NOTE_UUID_PATTERN)]
+    order_id: str
+    item_id: str | UnsetType = UNSET  # a note on an order item
+    text: str
+    source: str
+    tags: list[str]
+    created_at: GoTime
+    updated_at: GoTime
+
+
+class NewStoreNoteList(Struct, forbid_unknown_fields=True):
+    notes: list[NewStoreNote]
+
+
+class NewStoreError(Struct, forbid_unknown_fields=True):
+    message: str
+
+
+_decode_write = decoder(_StrictNoteWrite)
 
 
 def note_id(value: str) -> str:
@@ -38,22 +89,18 @@ def note_id(value: str) -> str:
     return note_id_of_uuid(value)
 
 
-def render_note(note: pb.Note) -> dict[str, Any]:
+def render_note(note: pb.Note) -> NewStoreNote:
     is_item = note.subject.type == pb.SUBJECT_TYPE_ORDER_ITEM
-    data: dict[str, Any] = {
-        "id": note_uuid(note.id),
-        "order_id": note.subject.parent_id if is_item else note.subject.id,
-    }
-    if is_item:
-        data["item_id"] = note.subject.id
-    data.update(
+    return NewStoreNote(
+        id=note_uuid(note.id),
+        order_id=note.subject.parent_id if is_item else note.subject.id,
+        item_id=note.subject.id if is_item else UNSET,
         text=note.body,
         source=note.source or _author_name(note),
         tags=list(note.tags),
         created_at=timefmt.go_time(note.create_time),
         updated_at=timefmt.go_time(note.update_time),
     )
-    return data
 
 
 def _author_name(note: pb.Note) -> str:
@@ -97,12 +144,21 @@ def parse_note(body: dict[str, Any]) -> pb.Note:
     return pb.Note(body=text, source=source, source_type=source_type, tags=tags)
 
 
+async def read_note(request: Request) -> pb.Note:
+    raw = await bodies.read_body(request)
+    try:
+        w = _decode_write(raw)
+    except msgspec.MsgspecError:  # refused by the model: the dialect's own words say why
+        return parse_note(await bodies.read_object(request))
+    return pb.Note(body=w.text, source=w.source, source_type=w.source_type or "", tags=w.tags)
+
+
 async def list_notes(request: Request, call: Call) -> Response:
     order_id = request.path_params["order_uuid"]
     await call.require_subject(pb.SUBJECT_TYPE_ORDER, order_id)
     subject = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id=order_id)
     notes = await call.list_all(pb.ListNotesRequest(subject=subject, include_children=True))
-    return JSONResponse({"notes": [render_note(n) for n in notes]})
+    return ModelResponse(NewStoreNoteList([render_note(n) for n in notes]))
 
 
 async def _create(call: Call, note: pb.Note) -> Response:
@@ -110,11 +166,11 @@ async def _create(call: Call, note: pb.Note) -> Response:
         out = await call.invoke(call.notes.CreateNote, pb.CreateNoteRequest(note=note))
     except Failure as f:
         raise errors.subject_ids_as_not_found(f, note.subject) from None
-    return JSONResponse(render_note(out.note))
+    return ModelResponse(render_note(out.note))
 
 
 async def create_order_note(request: Request, call: Call) -> Response:
-    note = parse_note(await bodies.read_object(request))
+    note = await read_note(request)
     note.subject.CopyFrom(
         pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id=request.path_params["order_uuid"])
     )
@@ -122,7 +178,7 @@ async def create_order_note(request: Request, call: Call) -> Response:
 
 
 async def create_item_note(request: Request, call: Call) -> Response:
-    note = parse_note(await bodies.read_object(request))
+    note = await read_note(request)
     note.subject.CopyFrom(
         pb.SubjectRef(
             type=pb.SUBJECT_TYPE_ORDER_ITEM,
@@ -146,14 +202,14 @@ async def _order_note(call: Call, order_id: str, found_id: str) -> pb.Note:
 
 async def update_note(request: Request, call: Call) -> Response:
     found_id = note_id(request.path_params["note_uuid"])
-    changes = parse_note(await bodies.read_object(request))
+    changes = await read_note(request)
     found = await _order_note(call, request.path_params["order_uuid"], found_id)
     changes.id = found.id
     request_message = pb.UpdateNoteRequest(
         note=changes, update_mask=field_mask_pb2.FieldMask(paths=UPDATED_FIELDS)
     )
     out = await call.invoke(call.notes.UpdateNote, request_message)
-    return JSONResponse(render_note(out.note))
+    return ModelResponse(render_note(out.note))
 
 
 async def delete_note(request: Request, call: Call) -> Response:
@@ -167,12 +223,12 @@ async def delete_note(request: Request, call: Call) -> Response:
 
 # reason -> (HTTP status, message)
 ERRORS: dict[str, tuple[int, str]] = {
-    "CREDENTIALS_MISSING": (401, "Unauthorized: no credentials were sent."),
-    "NOTE_NOT_FOUND": (404, "Note not found."),
-    "NOTE_DELETED": (404, "Note not found."),
-    "SUBJECT_PARENT_MISMATCH": (404, "Item not found."),
+    domain.CREDENTIALS_MISSING: (401, "Unauthorized: no credentials were sent."),
+    domain.NoteNotFound.reason: (404, "Note not found."),
+    domain.NoteDeleted.reason: (404, "Note not found."),
+    domain.SubjectParentMismatch.reason: (404, "Item not found."),
     INVALID_NOTE_ID: (400, "Invalid note ID in request url."),
-    "SUBJECT_ARCHIVED": (400, "The order is archived."),
+    domain.SubjectArchived.reason: (400, "The order is archived."),
     errors.BODY_TOO_LARGE: (413, "Request body too large."),
     errors.HEADERS_TOO_LARGE: (431, "Request headers too large."),
     errors.ROUTE_NOT_FOUND: (404, "Not found."),
@@ -193,7 +249,7 @@ def render_error(f: Failure, request: Request) -> Response:
 
     if f.reason in ERRORS:
         status, message = ERRORS[f.reason]
-    elif f.reason == "SUBJECT_NOT_FOUND":
+    elif f.reason == domain.SubjectNotFound.reason:
         status = 404
         message = "Item not found." if f.metadata.get("subjectType") == "order_item" else ""
         message = message or "Order not found."
@@ -204,23 +260,77 @@ def render_error(f: Failure, request: Request) -> Response:
     else:
         status = 403 if f.code == Code.UNAUTHENTICATED else f.status
         message = BY_CODE.get(f.code, "Internal server error.")
-    return JSONResponse({"message": message}, status)
+    return ModelResponse(NewStoreError(message), status)
 
 
-DIALECT = Dialect("newstore", "/orders/", render_error)
+_ORDER = Param("order_uuid", "path", SubjectId, required=True, subject="order")
+_ITEM = Param(
+    "item_uuid", "path", SubjectId, required=True, subject="order_item", parent="order_uuid"
+)
+_NOTE = Param(
+    "note_uuid", "path", Annotated[str, Meta(extra_json_schema={"format": "uuid"})], required=True
+)
+_WRITE = (400, 401, 403, 404, 413)
 
-routes = [
-    Route("/orders/{order_uuid}/notes", DIALECT.endpoint(list_notes), methods=["GET"]),
-    Route("/orders/{order_uuid}/notes", DIALECT.endpoint(create_order_note), methods=["POST"]),
-    Route(
-        "/orders/{order_uuid}/items/{item_uuid}/notes",
-        DIALECT.endpoint(create_item_note),
-        methods=["POST"],
+DIALECT = Dialect(
+    "newstore",
+    "/orders/",
+    render_error,
+    tag="NewStore",
+    error_model=NewStoreError,
+    security=({"bearer": []},),
+    schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+    operations=(
+        Operation(
+            "GET",
+            "/orders/{order_uuid}/notes",
+            "getOrderNotes",
+            list_notes,
+            replies=(
+                Reply(200, NewStoreNoteList, "The order's and its items' notes, newest first"),
+            ),
+            errors=(400, 401, 403, 404),
+            params=(_ORDER,),
+        ),
+        Operation(
+            "POST",
+            "/orders/{order_uuid}/notes",
+            "createOrderNoteNewStore",
+            create_order_note,
+            replies=(Reply(200, NewStoreNote, "The new note"),),
+            errors=_WRITE,
+            params=(_ORDER,),
+            body=NewStoreNoteWrite,
+        ),
+        Operation(
+            "POST",
+            "/orders/{order_uuid}/items/{item_uuid}/notes",
+            "createItemNote",
+            create_item_note,
+            replies=(Reply(200, NewStoreNote, "The new note"),),
+            errors=_WRITE,
+            params=(_ORDER, _ITEM),
+            body=NewStoreNoteWrite,
+        ),
+        Operation(
+            "PUT",
+            "/orders/{order_uuid}/notes/{note_uuid}",
+            "updateNote",
+            update_note,
+            replies=(Reply(200, NewStoreNote, "The updated note"),),
+            errors=_WRITE,
+            params=(_ORDER, _NOTE),
+            body=NewStoreNoteWrite,
+        ),
+        Operation(
+            "DELETE",
+            "/orders/{order_uuid}/notes/{note_uuid}",
+            "deleteNote",
+            delete_note,
+            replies=(Reply(204, None, "Deleted"),),
+            errors=(400, 401, 403, 404),
+            params=(_ORDER, _NOTE),
+        ),
     ),
-    Route("/orders/{order_uuid}/notes/{note_uuid}", DIALECT.endpoint(update_note), methods=["PUT"]),
-    Route(
-        "/orders/{order_uuid}/notes/{note_uuid}",
-        DIALECT.endpoint(delete_note),
-        methods=["DELETE"],
-    ),
-]
+)
+routes = routes(DIALECT)

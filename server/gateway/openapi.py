@@ -8,12 +8,10 @@ import msgspec
 
 from ..domain.validation import (
     BODY_MAX,
-    TAG_MAX,
-    TAGS_MAX,
 )
-from . import customer_notes, shelfcycle
+from . import customer_notes, newstore, shelfcycle
 from .dialect import SHARED_ERRORS, Dialect, Operation, Param
-from .timefmt import GO_TIME, WC_DATE
+from .timefmt import WC_DATE
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 NOTE_ID = r"^note_[0-9A-HJKMNP-TV-Z]{26}$"
@@ -123,40 +121,6 @@ SCHEMAS: dict[str, Any] = {
         },
         additionalProperties=False,
     ),
-    # NewStore
-    "NewStoreNote": obj(
-        {
-            "id": string(pattern=UUID),
-            "order_id": string(),
-            "item_id": string(),
-            "text": string(),
-            "source": string(),
-            "tags": {"type": "array", "items": string()},
-            "created_at": string(pattern=GO_TIME),
-            "updated_at": string(pattern=GO_TIME),
-        },
-        ["id", "order_id", "text", "source", "tags", "created_at", "updated_at"],
-        additionalProperties=False,
-    ),
-    "NewStoreNoteList": obj(
-        {"notes": {"type": "array", "items": ref("NewStoreNote")}}, additionalProperties=False
-    ),
-    "NewStoreNoteWrite": obj(
-        {
-            "text": string(minLength=1, maxLength=4000),
-            "source": string(minLength=1, maxLength=256),
-            "source_type": string(minLength=1, maxLength=256),
-            "tags": {
-                "type": "array",
-                "maxItems": TAGS_MAX,
-                "items": string(minLength=1, maxLength=TAG_MAX),
-                "description": f"At most {TAGS_MAX} tags of 1..{TAG_MAX} characters (the "
-                "service's limits; the seed gives none).",
-            },
-        },
-        ["text", "source", "tags"],
-    ),
-    "NewStoreError": obj({"message": string()}, additionalProperties=False),
 }
 
 WC_LOCATION = {"Location": {"required": True, "schema": string(format="uri")}}
@@ -220,81 +184,6 @@ PATHS: dict[str, Any] = {
                 "403",
                 "404",
                 "501",
-            ),
-        },
-    },
-    "/orders/{order_uuid}/notes": {
-        "parameters": ORDER,
-        "get": {
-            "tags": ["NewStore"],
-            "operationId": "getOrderNotes",
-            "security": [{"bearer": []}],
-            "responses": responses(
-                "NewStoreError",
-                ok("200", "NewStoreNoteList", "The order's and its items' notes, newest first"),
-                "400",
-                "401",
-                "403",
-                "404",
-            ),
-        },
-        "post": {
-            "tags": ["NewStore"],
-            "operationId": "createOrderNoteNewStore",
-            "security": [{"bearer": []}],
-            "requestBody": json_body("NewStoreNoteWrite"),
-            "responses": responses(
-                "NewStoreError",
-                ok("200", "NewStoreNote", "The new note"),
-                "400",
-                "401",
-                "403",
-                "404",
-                "413",
-            ),
-        },
-    },
-    "/orders/{order_uuid}/items/{item_uuid}/notes": {
-        "parameters": [*ORDER, path_param("item_uuid", ID)],
-        "post": {
-            "tags": ["NewStore"],
-            "operationId": "createItemNote",
-            "security": [{"bearer": []}],
-            "requestBody": json_body("NewStoreNoteWrite"),
-            "responses": responses(
-                "NewStoreError",
-                ok("200", "NewStoreNote", "The new note"),
-                "400",
-                "401",
-                "403",
-                "404",
-                "413",
-            ),
-        },
-    },
-    "/orders/{order_uuid}/notes/{note_uuid}": {
-        "parameters": NS_NOTE,
-        "put": {
-            "tags": ["NewStore"],
-            "operationId": "updateNote",
-            "security": [{"bearer": []}],
-            "requestBody": json_body("NewStoreNoteWrite"),
-            "responses": responses(
-                "NewStoreError",
-                ok("200", "NewStoreNote", "The updated note"),
-                "400",
-                "401",
-                "403",
-                "404",
-                "413",
-            ),
-        },
-        "delete": {
-            "tags": ["NewStore"],
-            "operationId": "deleteNote",
-            "security": [{"bearer": []}],
-            "responses": responses(
-                "NewStoreError", ok("204", None, "Deleted"), "400", "401", "403", "404"
             ),
         },
     },
@@ -382,10 +271,12 @@ def _parameter(p: Param, schema_of) -> dict[str, Any]:
         out["description"] = p.description
     if p.subject:
         out["x-subject-type"] = p.subject  # the record it names, for tests that make one
+    if p.parent:
+        out["x-subject-parent"] = p.parent
     return out
 
 
-_paths, _schemas, _schemes = derive([customer_notes.DIALECT, shelfcycle.DIALECT])
+_paths, _schemas, _schemes = derive([customer_notes.DIALECT, shelfcycle.DIALECT, newstore.DIALECT])
 PATHS = {**_paths, **PATHS}
 SCHEMAS = {**SCHEMAS, **_schemas}
 
