@@ -17,20 +17,23 @@ import base64
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 from notes.v1 import notes_pb2 as pb
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from ..domain import errors as domain
+from ..domain.validation import BODY_MAX
 from ..service.credentials import OAUTH_PARAMS
 from . import bodies, calls, errors, timefmt
 from .calls import Call
-from .dialect import Dialect
+from .dialect import Dialect, ModelResponse, Operation, Param, Reply, routes
 from .errors import Code, Failure
 
 PREFIX = "/wp-json/wc/v3"
@@ -67,6 +70,52 @@ ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
 
 
 FORM = "application/x-www-form-urlencoded"
+
+# --- models ------------------------------------------------------------------------------------
+
+Uri = Annotated[str, Meta(extra_json_schema={"format": "uri"})]
+WcDate = Annotated[str, Meta(pattern=timefmt.WC_DATE)]
+_WP_BOOLEAN = 'WordPress booleans: also "true"/"false", "1"/"0" and 1/0.'
+
+
+class WooLink(Struct, forbid_unknown_fields=True):
+    href: Uri
+
+
+class WooLinks(Struct, forbid_unknown_fields=True):
+    self: list[WooLink]
+    collection: list[WooLink]
+    up: list[WooLink]
+
+
+class WooNote(Struct, forbid_unknown_fields=True):
+    id: int
+    author: str
+    date_created: WcDate
+    date_created_gmt: WcDate
+    note: str
+    customer_note: bool
+    links: WooLinks = msgspec.field(name="_links")
+
+
+class WooNoteCreate(Struct):
+    """Read by _create_params (WordPress merges the query string, a form or JSON); declared
+    here for the document."""
+
+    note: Annotated[str, Meta(min_length=1, max_length=BODY_MAX)]
+    customer_note: Annotated[bool, Meta(description=_WP_BOOLEAN)] = False
+    added_by_user: Annotated[bool, Meta(description=_WP_BOOLEAN)] = False
+
+
+class WooErrorData(Struct, omit_defaults=True):
+    status: int
+    params: list[str] | dict[str, str] | UnsetType = UNSET
+
+
+class WooError(Struct, forbid_unknown_fields=True):
+    code: str
+    message: str
+    data: WooErrorData
 
 
 async def credentials(request: Request) -> str | None:
@@ -136,22 +185,22 @@ def _author(note: pb.Note) -> str:
     return "system"
 
 
-def render_note(note: pb.Note, request: Request) -> dict[str, Any]:
+def render_note(note: pb.Note, request: Request) -> WooNote:
     order_url = f"{calls.base_url(request)}{PREFIX}/orders/{note.subject.id}"
     created: datetime = timefmt.to_datetime(note.create_time)
-    return {
-        "id": note.number,
-        "author": _author(note),
-        "date_created": timefmt.wc_date(created, shop_zone(request)),
-        "date_created_gmt": timefmt.wc_date(created),
-        "note": note.body,
-        "customer_note": note.visibility == pb.VISIBILITY_CUSTOMER,
-        "_links": {
-            "self": [{"href": f"{order_url}/notes/{note.number}"}],
-            "collection": [{"href": f"{order_url}/notes"}],
-            "up": [{"href": order_url}],
-        },
-    }
+    return WooNote(
+        id=note.number,
+        author=_author(note),
+        date_created=timefmt.wc_date(created, shop_zone(request)),
+        date_created_gmt=timefmt.wc_date(created),
+        note=note.body,
+        customer_note=note.visibility == pb.VISIBILITY_CUSTOMER,
+        links=WooLinks(
+            self=[WooLink(f"{order_url}/notes/{note.number}")],
+            collection=[WooLink(f"{order_url}/notes")],
+            up=[WooLink(order_url)],
+        ),
+    )
 
 
 # --- parameters ------------------------------------------------------------------------------
@@ -204,7 +253,7 @@ async def list_notes(request: Request, call: Call) -> Response:
     notes = await call.list_all(
         pb.ListNotesRequest(subject=_order(order_id), visibility=visibility)
     )
-    return JSONResponse([render_note(n, request) for n in notes])
+    return ModelResponse([render_note(n, request) for n in notes])
 
 
 async def create_note(request: Request, call: Call) -> Response:
@@ -228,12 +277,12 @@ async def create_note(request: Request, call: Call) -> Response:
     except Failure as f:
         raise _order_failure(errors.subject_ids_as_not_found(f, note.subject)) from None
     body = render_note(out.note, request)
-    return JSONResponse(body, 201, headers={"Location": body["_links"]["self"][0]["href"]})
+    return ModelResponse(body, 201, headers={"Location": body.links.self[0].href})
 
 
 async def get_note(request: Request, call: Call) -> Response:
     note = await _order_note(call, request.path_params["order_id"], request.path_params["note_id"])
-    return JSONResponse(render_note(note, request))
+    return ModelResponse(render_note(note, request))
 
 
 async def delete_note(request: Request, call: Call) -> Response:
@@ -249,7 +298,7 @@ async def delete_note(request: Request, call: Call) -> Response:
         if f.code == Code.NOT_FOUND:  # deleted by someone else in the meantime
             raise errors.note_not_found(str(number)) from None
         raise
-    return JSONResponse(render_note(out.note, request))
+    return ModelResponse(render_note(out.note, request))
 
 
 async def _require_order(call: Call, order_id: int) -> None:
@@ -260,7 +309,7 @@ async def _require_order(call: Call, order_id: int) -> None:
 
 
 def _order_failure(f: Failure) -> Failure:
-    if f.reason == "SUBJECT_NOT_FOUND":
+    if f.reason == domain.SubjectNotFound.reason:
         return Failure(Code.NOT_FOUND, ORDER_NOT_FOUND, metadata=f.metadata, local=True)
     return f
 
@@ -272,7 +321,7 @@ async def _order_note(call: Call, order_id: int, number: int) -> pb.Note:
         try:
             note = await call.get_note(number=number)
         except Failure as f:
-            if f.reason != "NOTE_NOT_FOUND":
+            if f.reason != domain.NoteNotFound.reason:
                 raise
     if note is not None and not note.HasField("delete_time") and note.subject == _order(order_id):
         return note
@@ -295,33 +344,37 @@ NO_ROUTE = ("rest_no_route", "No route was found matching the URL and request me
 
 # reason -> (code, message, HTTP status)
 ERRORS: dict[str, tuple[str, str, int]] = {
-    "API_KEY_INVALID": (
+    domain.API_KEY_INVALID: (
         "woocommerce_rest_authentication_error",
         "Consumer secret is invalid.",
         401,
     ),
-    "OAUTH_CONSUMER_KEY_INVALID": (
+    domain.OAUTH_CONSUMER_KEY_INVALID: (
         "woocommerce_rest_authentication_error",
         "Consumer key is invalid.",
         401,
     ),
-    "OAUTH_SIGNATURE_INVALID": (
+    domain.OAUTH_SIGNATURE_INVALID: (
         "woocommerce_rest_authentication_error",
         "Invalid signature - provided signature does not match.",
         401,
     ),
-    "OAUTH_SIGNATURE_METHOD_INVALID": (
+    domain.OAUTH_SIGNATURE_METHOD_INVALID: (
         "woocommerce_rest_authentication_error",
         "Invalid signature - signature method is invalid.",
         401,
     ),
-    "OAUTH_TIMESTAMP_INVALID": ("woocommerce_rest_authentication_error", "Invalid timestamp.", 401),
-    "OAUTH_NONCE_USED": (
+    domain.OAUTH_TIMESTAMP_INVALID: (
+        "woocommerce_rest_authentication_error",
+        "Invalid timestamp.",
+        401,
+    ),
+    domain.OAUTH_NONCE_USED: (
         "woocommerce_rest_authentication_error",
         "Invalid nonce - nonce has already been used.",
         401,
     ),
-    "NOTE_NOT_FOUND": ("woocommerce_rest_invalid_id", "Invalid resource ID.", 404),
+    domain.NoteNotFound.reason: ("woocommerce_rest_invalid_id", "Invalid resource ID.", 404),
     ORDER_NOT_FOUND: ("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404),
     TRASH_NOT_SUPPORTED: (
         "woocommerce_rest_trash_not_supported",
@@ -337,8 +390,12 @@ ERRORS: dict[str, tuple[str, str, int]] = {
     ),
     errors.ROUTE_NOT_FOUND: NO_ROUTE,
     errors.METHOD_NOT_ALLOWED: NO_ROUTE,
-    "SUBJECT_ARCHIVED": ("woocommerce_rest_order_archived", "The order is archived.", 400),
-    "RATE_LIMITED": ("woocommerce_rest_too_many_requests", "Too many requests.", 429),
+    domain.SubjectArchived.reason: (
+        "woocommerce_rest_order_archived",
+        "The order is archived.",
+        400,
+    ),
+    domain.RateLimited.reason: ("woocommerce_rest_too_many_requests", "Too many requests.", 429),
 }
 BY_CODE: dict[Code, tuple[str, str]] = {
     Code.UNAUTHENTICATED: ("woocommerce_rest_authentication_error", "Consumer key is invalid."),
@@ -360,10 +417,10 @@ def _action(request: Request) -> str:
 
 def render_error(f: Failure, request: Request) -> Response:
     data: dict[str, Any] = {}
-    if f.reason == "CREDENTIALS_MISSING" or f.code == Code.PERMISSION_DENIED:
+    if f.reason == domain.CREDENTIALS_MISSING or f.code == Code.PERMISSION_DENIED:
         code, message = _CANNOT[_action(request)]
         status = 401 if f.code == Code.UNAUTHENTICATED else 403
-    elif f.reason == "OAUTH_PARAMETER_MISSING":
+    elif f.reason == domain.OAUTH_PARAMETER_MISSING:
         names = f.metadata.get("params", "")
         plural = "s" if "," in names else ""
         code, status = "woocommerce_rest_authentication_missing_parameter", 401
@@ -387,23 +444,104 @@ def render_error(f: Failure, request: Request) -> Response:
             f.code, ("internal_server_error", "There has been a critical error on this website.")
         )
         status = f.status
-    return JSONResponse(
-        {"code": code, "message": message, "data": {"status": status, **data}}, status
-    )
+    return ModelResponse(WooError(code, message, WooErrorData(status, **data)), status)
 
 
 def _param(name: str) -> str:
     return {"body": "note", "visibility": "customer_note"}.get(name, name)
 
 
-DIALECT = Dialect(
-    "woocommerce", "/wp-json/", render_error, credentials=credentials, auth_first=False
-)
+_ORDER = Param("order_id", "path", Annotated[int, Meta(ge=0)], required=True, subject="order")
+_NOTE = Param("note_id", "path", Annotated[int, Meta(ge=0)], required=True)
+_NOTES = PREFIX + "/orders/{order_id:int64}/notes"
+_NOTE_PATH = _NOTES + "/{note_id:int64}"
 
-_notes = PREFIX + "/orders/{order_id:int64}/notes"
-routes = [
-    Route(_notes, DIALECT.endpoint(list_notes), methods=["GET"]),
-    Route(_notes, DIALECT.endpoint(create_note), methods=["POST"]),
-    Route(_notes + "/{note_id:int64}", DIALECT.endpoint(get_note), methods=["GET"]),
-    Route(_notes + "/{note_id:int64}", DIALECT.endpoint(delete_note), methods=["DELETE"]),
-]
+DIALECT = Dialect(
+    "woocommerce",
+    "/wp-json/",
+    render_error,
+    credentials=credentials,
+    auth_first=False,
+    tag="WooCommerce",
+    error_model=WooError,
+    security=(
+        {"basic": []},
+        {"consumerKey": [], "consumerSecret": []},
+        {"oauth1": []},
+        {"bearer": []},
+    ),
+    schemes={
+        "basic": {"type": "http", "scheme": "basic"},
+        "consumerKey": {"type": "apiKey", "in": "query", "name": "consumer_key"},
+        "consumerSecret": {"type": "apiKey", "in": "query", "name": "consumer_secret"},
+        "oauth1": {
+            "type": "apiKey",
+            "in": "query",
+            "name": "oauth_signature",
+            "description": "WooCommerce's one-legged OAuth 1.0a, as its clients sign over "
+            "http: oauth_consumer_key (the key id), oauth_timestamp (within 15 minutes), "
+            "oauth_nonce (once per key), oauth_signature_method (HMAC-SHA1 or HMAC-SHA256) "
+            "and oauth_signature over the method, the URL and the sorted query and form "
+            "parameters, keyed with the consumer secret and '&'.",
+        },
+        "bearer": {"type": "http", "scheme": "bearer"},
+    },
+    operations=(
+        Operation(
+            "GET",
+            _NOTES,
+            "listOrderNotes",
+            list_notes,
+            replies=(Reply(200, list[WooNote], "The order's notes, newest first"),),
+            errors=(400, 401, 403, 404),
+            params=(
+                _ORDER,
+                Param(
+                    "type",
+                    "query",
+                    Annotated[Literal[tuple(TYPES)], Meta(extra_json_schema={"default": "any"})],
+                ),
+                Param(
+                    "context",
+                    "query",
+                    Annotated[Literal[CONTEXTS], Meta(extra_json_schema={"default": "view"})],
+                ),
+            ),
+        ),
+        Operation(
+            "POST",
+            _NOTES,
+            "createOrderNote",
+            create_note,
+            replies=(Reply(201, WooNote, "The new note", headers={"Location": Uri}),),
+            errors=(400, 401, 403, 404, 413),
+            params=(_ORDER,),
+            body=WooNoteCreate,
+        ),
+        Operation(
+            "GET",
+            _NOTE_PATH,
+            "getOrderNote",
+            get_note,
+            replies=(Reply(200, WooNote, "The note"),),
+            errors=(401, 403, 404),
+            params=(_ORDER, _NOTE),
+        ),
+        Operation(
+            "DELETE",
+            _NOTE_PATH,
+            "deleteOrderNote",
+            delete_note,
+            replies=(Reply(200, WooNote, "The note as it was before deletion"),),
+            errors=(400, 401, 403, 404, 501),
+            params=(
+                _ORDER,
+                _NOTE,
+                Param(
+                    "force", "query", Annotated[bool, Meta(extra_json_schema={"default": False})]
+                ),
+            ),
+        ),
+    ),
+)
+routes = routes(DIALECT)
