@@ -103,16 +103,31 @@ class Call:
                 raise subject_not_found(subject_type, subject_id) from None
             raise
 
+    async def list_page(self, request: pb.ListNotesRequest) -> pb.ListNotesResponse:
+        """A page of a registered subject's notes, in one call when the page holds any: only
+        an empty page, or a refused request, asks whether the subject exists, so that an
+        unknown subject is still SUBJECT_NOT_FOUND and answers before other input errors."""
+        subject = request.subject
+        try:
+            page = await self.invoke(self.notes.ListNotes, request)
+        except Failure as f:
+            if f.code == Code.INVALID_ARGUMENT:
+                await self.require_subject(subject.type, subject.id)
+            raise
+        if not page.notes and not page.total_size:
+            await self.require_subject(subject.type, subject.id)
+        return page
+
     async def list_all(self, request: pb.ListNotesRequest) -> list[pb.Note]:
-        """Every page of a list, for dialects whose lists have no paging."""
+        """Every page of a registered subject's notes, for dialects whose lists have no paging."""
         request.page_size = PAGE_SIZE
-        notes: list[pb.Note] = []
-        while True:
+        page = await self.list_page(request)
+        notes: list[pb.Note] = list(page.notes)
+        while page.next_page_token:
+            request.page_token = page.next_page_token
             page = await self.invoke(self.notes.ListNotes, request)
             notes.extend(page.notes)
-            if not page.next_page_token:
-                return notes
-            request.page_token = page.next_page_token
+        return notes
 
     async def check_credentials(self, write: bool) -> None:
         """Credentials and scope, checked by the service without touching any note."""

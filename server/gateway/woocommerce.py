@@ -249,10 +249,12 @@ async def list_notes(request: Request, call: Call) -> Response:
     order_id = request.path_params["order_id"]
     visibility = TYPES[_choice(request, "type", tuple(TYPES))]
     _choice(request, "context", CONTEXTS)
-    await _require_order(call, order_id)
-    notes = await call.list_all(
-        pb.ListNotesRequest(subject=_order(order_id), visibility=visibility)
-    )
+    try:
+        notes = await call.list_all(
+            pb.ListNotesRequest(subject=_order(order_id), visibility=visibility)
+        )
+    except Failure as f:
+        raise _order_failure(f) from None
     return ModelResponse([render_note(n, request) for n in notes])
 
 

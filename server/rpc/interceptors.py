@@ -24,7 +24,7 @@ import grpc
 from ..domain import cancellation
 from ..domain.errors import DeadlineExceeded, DomainError, ValidationFailed
 from ..domain.model import Principal, Surface
-from ..service.credentials import Authenticator, sign_surface
+from ..service.credentials import Authenticator, check_surface, sign_surface
 from ..service.limits import RateLimiter
 from ..telemetry import metrics, tracing
 from . import status
@@ -350,6 +350,7 @@ class Credentials(Concern):
             record["org"] = principal.org
         if _metadata(context, SURFACE_HEADER) is not None:  # the gateway logs the org too
             context.send_initial_metadata(((ORG_HEADER, principal.org),))
+        check_surface(principal, _surface.get())
         token = _principal.set(principal)
         try:
             yield

@@ -312,6 +312,20 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
+# A scope a surface asks of every call: ShelfCycle's public API needs notes:write even to read
+# (seed 001), so that its GET is one GetNote rather than a CheckAccess and a GetNote.
+SURFACE_SCOPES = {Surface.SHELFCYCLE: Scope.NOTES_WRITE.value}
+
+
+def check_surface(p: Principal, surface: Surface) -> None:
+    """PERMISSION_DENIED unless the credential grants what the surface asks of every call."""
+    scope = SURFACE_SCOPES.get(surface)
+    if scope is not None and not p.grants(scope):
+        raise PermissionDenied(
+            f"the credential lacks the scope {scope}", metadata={"requiredScope": scope}
+        )
+
+
 def check_access(p: Principal, scopes: list[str]) -> Principal:
     """The caller, if its credential grants every scope asked for."""
     v = Violations()
