@@ -181,9 +181,11 @@ def pydantic_parse() -> None:
 
 
 def pydantic_render() -> bytes:
-    return PList.model_construct(
-        notes=[p_note(n) for n in NOTES], count=50, offset=0, limit=50
-    ).model_dump_json().encode()
+    return (
+        PList.model_construct(notes=[p_note(n) for n in NOTES], count=50, offset=0, limit=50)
+        .model_dump_json()
+        .encode()
+    )
 
 
 def main() -> None:
