@@ -166,8 +166,8 @@ def parse_native(data: dict[str, Any], org: str) -> Parsed:
     return Parsed(note=n, subjects=_subjects_of(n))
 
 
-# proto3 JSON read straight into domain objects: json_format.ParseDict made a 100,000-note
-# import take 21 s instead of 8 s. Enums come as names (or numbers), int64 as strings (or
+# proto3 JSON read straight into domain objects: json_format.ParseDict made imports far
+# slower (docs/benchmarks.md). Enums come as names (or numbers), int64 as strings (or
 # numbers), Timestamps as RFC 3339 strings; anything else is refused by the parser below.
 def _enum(enum_type, value: Any) -> int:
     return value if isinstance(value, int) else enum_type.Value(value)

@@ -176,7 +176,7 @@ def fts_in_one_go(cursor, rows_where: str, params: tuple) -> Iterator[None]:
     """SQLite, inside a transaction: the full-text tables' insert triggers are dropped while
     the block inserts notes; then each table gets the rows rows_where selects by one
     INSERT ... SELECT and its trigger is back (one statement per table, not one per note:
-    the trigram trigger alone made a 1M-note load 3.5 times slower)."""
+    the trigram trigger alone made large loads much slower; docs/benchmarks.md)."""
     dropped = []
     for trigger, table in _FTS_INSERT_TRIGGERS:
         found = cursor.execute(
