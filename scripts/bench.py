@@ -155,7 +155,9 @@ def make_store(database_url: str, workdir: Path, name: str) -> Store:
 
 def load_store(store: Store, notes: int, subjects: int) -> Store:
     """Bulk-loads the store in this process, then picks what the scenarios aim at."""
-    from server.store import bulk, db, migrations, uow
+    import bench_dataset
+
+    from server.store import db, migrations, uow
     from server.store.models import NoteRow
 
     engine = db.open_database(store.url, pool_size=2)
@@ -168,7 +170,7 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
                 last[0] = time.perf_counter()
                 print(f"  loaded {done:,}/{total:,} notes", flush=True)
 
-        data = bulk.load(ORG, notes, subjects=subjects, progress=progress)
+        data = bench_dataset.load(ORG, notes, subjects=subjects, progress=progress)
         store.notes = notes
         store.load_seconds = data.seconds
         store.phases = data.phases
@@ -1382,6 +1384,9 @@ def bench_secure_delete(seconds: float, rounds: int, seed_notes: int) -> int:
     with it OFF; interleaved rounds of `seconds` each, medians and the OFF/ON ratio."""
     import random
 
+    import bench_dataset
+    from bench_dataset import ITEMS, MATERIALS, PEOPLE, PLACES
+
     from server.domain.model import (
         Author,
         AuthorType,
@@ -1393,14 +1398,14 @@ def bench_secure_delete(seconds: float, rounds: int, seed_notes: int) -> int:
     )
     from server.service import notes as service
     from server.service import subjects
-    from server.store import bulk, db, migrations
+    from server.store import db, migrations
 
     p = Principal(
         ORG, Author(AuthorType.USER, "user_1"), frozenset(["notes:write", "subjects:write"])
     )
     ref = SubjectRef(SubjectType.CUSTOMER, "cus_sd")
     rng = random.Random(7)
-    words = bulk.ITEMS + bulk.PEOPLE + bulk.PLACES + bulk.MATERIALS
+    words = ITEMS + PEOPLE + PLACES + MATERIALS
 
     def text() -> str:
         return " ".join(rng.choice(words) for _ in range(rng.randint(8, 60)))
@@ -1413,7 +1418,7 @@ def bench_secure_delete(seconds: float, rounds: int, seed_notes: int) -> int:
             engine = _open_sqlite(path, on)
             try:
                 migrations.migrate(engine)
-                bulk.load(ORG, seed_notes, subjects=100)
+                bench_dataset.load(ORG, seed_notes, subjects=100)
                 subjects.upsert_subject(p, Subject(SubjectType.CUSTOMER, "cus_sd"))
                 for _ in range(200):
                     ids[on].append(service.create_note(p, NoteFields(ref, body=text())).note.id)
@@ -1462,11 +1467,13 @@ def bench_secure_delete(seconds: float, rounds: int, seed_notes: int) -> int:
 
 
 def bench_trigram_load(notes: int, rounds: int) -> int:
-    """bulk.load of `notes` notes into fresh SQLite files: as it is (the notes_trgm_insert
+    """bench_dataset.load of `notes` notes into fresh SQLite files: as it is (notes_trgm_insert
     trigger fires per row), without the trigram index (the trigger dropped: the load before
     it existed), and without the trigger followed by one FTS5 'rebuild' of notes_trgm (what a
     set-based fill would cost). Interleaved rounds, medians; checks the index is complete."""
-    from server.store import bulk, db, migrations
+    import bench_dataset
+
+    from server.store import db, migrations
 
     variants = ("trigger (as is)", "no trigram index", "no trigger + rebuild")
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -1482,7 +1489,7 @@ def bench_trigram_load(notes: int, rounds: int) -> int:
                     if v != variants[0]:
                         database.execute_sql("DROP TRIGGER notes_trgm_insert")
                     started = time.perf_counter()
-                    bulk.load(ORG, notes, subjects=max(notes // 100, 10))
+                    bench_dataset.load(ORG, notes, subjects=max(notes // 100, 10))
                     if v == variants[2]:
                         with database.atomic():
                             database.execute_sql(
@@ -1508,7 +1515,7 @@ def bench_trigram_load(notes: int, rounds: int) -> int:
                     db.close()
                 path.unlink()
     base = statistics.median(times[variants[1]])
-    print(f"\n| bulk.load of {notes:,} notes, SQLite | seconds (median) | vs no trigram | runs |")
+    print(f"\n| bulk load of {notes:,} notes, SQLite | seconds (median) | vs no trigram | runs |")
     print("| --- | --- | --- | --- |")
     for v in variants:
         m = statistics.median(times[v])

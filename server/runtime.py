@@ -251,8 +251,9 @@ class _HttpServer(uvicorn.Server):
 @contextlib.contextmanager
 def _log_off_the_request_path():
     """Request threads only enqueue log records; one thread writes them. Writing from the
-    request threads serialized them on the handler's lock (py-spy: ~30% of ListNotes under
-    load). Started per process, so forked workers each get their own writer thread."""
+    request threads serialized them on the handler's lock, a large part of ListNotes' time
+    under load (docs/benchmarks.md). Started per process, so forked workers each get their own
+    writer thread."""
     root = logging.getLogger()
     handlers = root.handlers[:]
     records: queue.SimpleQueue = queue.SimpleQueue()

@@ -30,7 +30,7 @@ from notes.v1 import notes_pb2 as pb
 
 from .domain import validation
 from .domain.errors import ValidationFailed
-from .domain.ids import note_id_of_uuid
+from .domain.ids import note_id_at, note_id_of_uuid
 from .domain.model import (
     Author,
     AuthorType,
@@ -45,7 +45,6 @@ from .domain.model import (
 from .rpc import convert as c
 from .service.clock import now_us
 from .store import audit, imports, uow
-from .store.bulk import ulid_string
 
 BATCH = 5000
 FORMATS = ("notes", "woocommerce", "newstore", "customer-notes")
@@ -167,8 +166,8 @@ def parse_native(data: dict[str, Any], org: str) -> Parsed:
     return Parsed(note=n, subjects=_subjects_of(n))
 
 
-# proto3 JSON read straight into domain objects: json_format.ParseDict made a 100,000-note
-# import take 21 s instead of 8 s. Enums come as names (or numbers), int64 as strings (or
+# proto3 JSON read straight into domain objects: json_format.ParseDict made imports far
+# slower (docs/benchmarks.md). Enums come as names (or numbers), int64 as strings (or
 # numbers), Timestamps as RFC 3339 strings; anything else is refused by the parser below.
 def _enum(enum_type, value: Any) -> int:
     return value if isinstance(value, int) else enum_type.Value(value)
@@ -222,7 +221,7 @@ def _derived_id(create_us: int, *key: object) -> str:
     """A stable note id for a legacy note: its creation time and a hash of where it came from,
     so importing the same file again finds the same ids."""
     digest = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
-    return "note_" + ulid_string(create_us // 1000, int.from_bytes(digest[:10], "big"))
+    return note_id_at(create_us // 1000, int.from_bytes(digest[:10], "big"))
 
 
 def _iso(value: Any, name: str) -> int:

@@ -7,8 +7,9 @@ import re
 
 from notes.v1 import notes_pb2 as pb
 
+from scripts import bench_dataset
 from server.rpc.convert import ref_out
-from server.store import bulk, uow
+from server.store import uow
 from server.store.models import NoteRow, SubjectRow
 
 
@@ -38,7 +39,7 @@ def _list_all(tenant, **kwargs) -> tuple[list[pb.Note], int]:
 
 
 def test_bulk_loaded_notes_read_through_the_service(service, tenant):
-    data = bulk.load(tenant.org, 2_000, subjects=200, hot=3, hot_size=300, batch_size=700)
+    data = bench_dataset.load(tenant.org, 2_000, subjects=200, hot=3, hot_size=300, batch_size=700)
     rows = _stored(tenant.org)
     assert len(rows) == 2_000
     assert data.last_number >= data.first_number + 1_999

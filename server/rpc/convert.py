@@ -165,7 +165,7 @@ def note_out(n: m.Note) -> pb.Note:
 
 
 # Stored notes render the same for as long as their version stands (see server/memo.py):
-# note_out for a list of 50 notes cost 1.3 ms.
+# rendering them was a visible part of every list (docs/benchmarks.md has the figure).
 RENDERED: Memo[pb.Note] = Memo()
 
 

@@ -5,8 +5,8 @@ A note whose id is already stored is skipped, so importing a file twice creates 
 note keeps its number (its organization's, org_number) unless another note of the organization
 holds it (then it gets a fresh one from the organization's counter: `renumbered`); the counter
 is moved past every number imported. The store's own row key is always fresh.
-SQLite: the full-text insert trigger is dropped inside the batch's transaction and the batch's
-FTS rows written by one INSERT ... SELECT, as bulk.py does.
+The rows go in through bulk.py's path (COPY on PostgreSQL; on SQLite, the batch's full-text
+rows by one INSERT ... SELECT).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..domain.model import Note, NoteEvent, Subject, SubjectType
 from . import db
-from .bulk import EVENT_COLUMNS, NOTE_COLUMNS, fts_in_one_go
+from .bulk import NOTE_COLUMNS, row_keys, write_rows
 from .notes import _SELECT_NOTES, _decode_all, note_row, taken_numbers
 from .subjects import list_subjects
 
@@ -143,57 +143,16 @@ def write_notes(org: str, notes: list[Note], events: dict[str, list[NoteEvent]])
         n.number = start + k
     top = max([int(last), *used, *(n.number for n in renumber)])
     cursor.execute(f"UPDATE org_counters SET last = {p} WHERE org = {p}", (top, org))
-    # Row keys: fresh, after every key the table has had.
-    if engine.is_postgres:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('notes', 'number')) FROM generate_series(1, %s)",
-            (len(fresh),),
-        )
-        keys = sorted(row[0] for row in cursor.fetchall())
-    else:
-        top_key = cursor.execute(
-            "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'notes'), 0),"
-            " COALESCE((SELECT max(number) FROM notes), 0))"
-        ).fetchone()[0]
-        keys = list(range(top_key + 1, top_key + 1 + len(fresh)))
+    keys = row_keys(cursor, len(fresh))
     for n, key in zip(fresh, keys, strict=True):
         n.row = key
     rows = [_row(org, n) for n in fresh]
-    columns = ", ".join(NOTE_COLUMNS)
     tags = [(n.row, org, t) for n in fresh for t in n.tags]
     links = [(n.row, org, r.type.value, r.id) for n in fresh for r in n.linked_records]
     event_rows = [
         _event_row(org, n.id, e) for n in fresh for e in (events.get(n.id) or synthetic_events(n))
     ]
-    if engine.is_postgres:
-        with cursor.copy(f"COPY notes ({columns}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(r)
-        with cursor.copy("COPY note_tags (note_number, org, tag) FROM STDIN") as copy:
-            for r in tags:
-                copy.write_row(r)
-        with cursor.copy("COPY note_links (note_number, org, type, record_id) FROM STDIN") as copy:
-            for r in links:
-                copy.write_row(r)
-        with cursor.copy(f"COPY note_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
-            for r in event_rows:
-                copy.write_row(r)
-        out.created = len(fresh)
-        return out
-    keys = (json.dumps([n.row for n in fresh]),)
-    with fts_in_one_go(cursor, "number IN (SELECT value FROM json_each(?))", keys):
-        cursor.executemany(
-            f"INSERT INTO notes ({columns}) VALUES ({', '.join('?' * len(NOTE_COLUMNS))})", rows
-        )
-    cursor.executemany("INSERT INTO note_tags (note_number, org, tag) VALUES (?, ?, ?)", tags)
-    cursor.executemany(
-        "INSERT INTO note_links (note_number, org, type, record_id) VALUES (?, ?, ?, ?)", links
-    )
-    cursor.executemany(
-        f"INSERT INTO note_events ({', '.join(EVENT_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
-        event_rows,
-    )
+    write_rows(cursor, rows, tags, links, event_rows)
     out.created = len(fresh)
     return out
 

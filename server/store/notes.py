@@ -23,16 +23,17 @@ from .models import NoteLinkRow, NoteRow, NoteTagRow
 from .uow import _insert, run_sql
 
 # Notes are read as plain tuples by SQL written here, not rendered by Peewee per call: building
-# the 26-column selection and a model instance per row was most of GetNote's time (profiled:
-# ~75%), and rendering a list's query cost more than SQLite's running it.
+# the 26-column selection and a model instance per row was most of GetNote's time, and
+# rendering a list's query cost more than SQLite's running it (docs/benchmarks.md).
 _NOTE_COLUMNS = [f.column_name for f in NoteRow._meta.sorted_fields]
 _SELECT_NOTES = "SELECT " + ", ".join(f'"{c}"' for c in _NOTE_COLUMNS) + ' FROM "notes" WHERE '
 _NoteTuple = collections.namedtuple("_NoteTuple", [f.name for f in NoteRow._meta.sorted_fields])
 _ORG, _NUMBER, _VERSION = (_NOTE_COLUMNS.index(c) for c in ("org", "number", "version"))
 
 # A row decodes to the same Note for as long as its version stands (every change bumps it), so
-# decoded notes are kept by (org, number, version): a list of 50 notes decoded 1.0 ms of its
-# 2.0 ms. Notes handed out are shared; callers change copies (dataclasses.replace), never them.
+# decoded notes are kept by (org, number, version): decoding was a large part of a list's time
+# (docs/benchmarks.md). Notes handed out are shared; callers change copies
+# (dataclasses.replace), never them.
 DECODED: Memo[Note] = Memo()
 
 

@@ -118,8 +118,8 @@ def _contains(w: _Where, text: str, postgres: bool, *, narrowed: bool) -> None:
     if len(text) < TRIGRAM or narrowed:
         # A subject's notes are scanned: the cost follows the subject, never how common the
         # text is across every organization. (Looking each of them up in the trigram index
-        # by rowid re-reads a common trigram's whole doclist per note: minutes for 10,000
-        # notes at 1M.)
+        # by rowid re-reads a common trigram's whole doclist per note: a large subject took
+        # minutes; docs/benchmarks.md.)
         w.add('notes_contains("title" || \' \' || "body", ?)', text)
         return
     phrase = '"' + text.replace('"', '""') + '"'
@@ -128,7 +128,7 @@ def _contains(w: _Where, text: str, postgres: bool, *, narrowed: bool) -> None:
 
 # A search with nothing narrower to go by (no subject, linked record or tag) walks the FTS
 # index newest first and stops at the page's end, instead of collecting every match first
-# (27,418 notes for one common word at 1M notes).
+# (for a common word, a good part of the store).
 _FROM_FTS = '"notes_fts" JOIN "notes" ON "notes"."number" = "notes_fts"."rowid"'
 _ALL_COLUMNS = ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
 
@@ -160,10 +160,11 @@ def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) 
 
 
 # Python's sqlite3 module lets go of the GIL for every row it steps through, and with other
-# threads busy each step can wait a whole switch interval to get it back: 16 threads listing
-# 50 notes managed 425 lists/s where one thread managed 3,027. So SQLite answers a page in one
-# row: the page's (number, version) pairs as one JSON array, then, in the same snapshot, one
-# JSON array of the notes not already decoded. 16 threads then list as fast as one.
+# threads busy each step can wait a whole switch interval to get it back: many threads listing
+# at once managed a fraction of what one thread managed alone (docs/benchmarks.md). So SQLite
+# answers a page in one row: the page's (number, version) pairs as one JSON array, then, in the
+# same snapshot, one JSON array of the notes not already decoded. Many threads then list as
+# fast as one.
 def _list_sqlite(org: str, page: str, params: list) -> list[Note]:
     database = db.current().database
     keys_sql = (

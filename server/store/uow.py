@@ -49,11 +49,11 @@ def reading() -> Iterator[None]:
 
 
 # SQLite has one writer at a time. Writers queue here instead of sleeping in SQLite's busy
-# handler, which backs off in steps of up to 100 ms: threads of this process on a lock, in
-# order (CreateNote p99 534-734 ms -> 39-89 ms), and processes sharing the file (--workers,
-# replicas) on an flock of a file beside it. SQLite's own lock stays the arbiter, so
-# correctness never depends on these: a writer that does not take them (a migration, a bulk
-# load) meets the busy timeout as before.
+# handler, which backs off in steps of up to 100 ms (CreateNote's p99 was those sleeps:
+# docs/benchmarks.md): threads of this process on a lock, in order, and processes sharing the
+# file (--workers, replicas) on an flock of a file beside it. SQLite's own lock stays the
+# arbiter, so correctness never depends on these: a writer that does not take them (a
+# migration, a bulk load) meets the busy timeout as before.
 WRITE_WAIT_SECONDS = 10.0
 
 
@@ -132,7 +132,7 @@ def writing() -> Iterator[None]:
 
 def _insert(table: str, rows: list[dict[str, object]], *, returning: str = "") -> int:
     """INSERT of rows (all with the same columns) as SQL text: Peewee's rendering of the four
-    inserts of a CreateNote cost more than SQLite's executing them (profiled: about half).
+    inserts of a CreateNote cost more than SQLite's executing them (docs/benchmarks.md).
     Returns the column named by returning of the last row (its autoincrement key)."""
     engine = db.current()
     param = engine.database.param
