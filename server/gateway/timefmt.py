@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from google.protobuf import timestamp_pb2
 
 # Timestamps are rendered for every note of every list: plain datetime arithmetic in C, not
-# Timestamp.ToDatetime and strftime (see docs/benchmarks.md, "gateway timestamps").
+# Timestamp.ToDatetime and strftime (docs/benchmarks.md, "Figures that used to live in comments").
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
