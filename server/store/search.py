@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import peewee
+
 from ..domain import search
 from ..domain.model import ListQuery, Note, SubjectType
 from . import db
@@ -30,7 +32,9 @@ class _Where:
         return " AND ".join(self.parts)
 
 
-def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
+def _filtered(
+    org: str, q: ListQuery, *, fts_driven: bool = False, window: str | None = None
+) -> _Where:
     engine = db.current()
     w = _Where(engine.database.param)
     w.add('"org" = ?', org)
@@ -70,7 +74,7 @@ def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
             *q.tags,
         )
     if q.query:
-        _match(w, search.parse(q.query), engine.is_postgres, fts_driven)
+        _match(w, search.parse(q.query), engine.is_postgres, fts_driven, window)
     if q.contains:
         _contains(w, q.contains, engine.is_postgres, narrowed=q.subject is not None)
     if not q.show_deleted:
@@ -78,7 +82,22 @@ def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
     return w
 
 
-def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool) -> None:
+# PostgreSQL's search index (migration 10) holds, besides the words of title and body, one
+# lexeme per window of note numbers the note falls in: "N12.253" for numbers 253 * 4096 to
+# 254 * 4096 - 1, and so on for windows of 4**k times that, up to 2**24 numbers. Words are
+# lower case, window lexemes upper case, so no word ever matches a window; a query ANDed with
+# a window's lexeme reads only the posting lists' part inside that window.
+WINDOW_SHIFTS = (12, 14, 16, 18, 20, 22, 24)
+SEARCH_VECTOR = (
+    '("search" || array_to_tsvector(ARRAY['
+    + ", ".join(f"'N{s}.' || (\"number\" >> {s})::text" for s in WINDOW_SHIFTS)
+    + "]))"
+)
+
+
+def _match(
+    w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool, window: str | None
+) -> None:
     if postgres:
         parts, params = [], []
         for t in terms:
@@ -88,7 +107,10 @@ def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool
             else:
                 parts.append("phraseto_tsquery('simple', ?)")
                 params.append(" ".join(t.words))
-        w.add('"search" @@ (' + " && ".join(parts) + ")", *params)
+        if window is not None:
+            parts.append("?::tsquery")
+            params.append(window)
+        w.add(f"{SEARCH_VECTOR} @@ (" + " && ".join(parts) + ")", *params)
         return
     fts = " AND ".join('"' + " ".join(t.words) + '"' + ("*" if t.prefix else "") for t in terms)
     if fts_driven:
@@ -133,19 +155,17 @@ _FROM_FTS = '"notes_fts" JOIN "notes" ON "notes"."number" = "notes_fts"."rowid"'
 _ALL_COLUMNS = ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
 
 
-def _fts_driven(q: ListQuery) -> bool:
+def _index_driven(q: ListQuery) -> bool:
     return bool(
-        q.query
-        and not q.contains
-        and q.subject is None
-        and q.linked_record is None
-        and not q.tags
-        and not db.current().is_postgres
+        q.query and not q.contains and q.subject is None and q.linked_record is None and not q.tags
     )
 
 
 def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) -> list[Note]:
-    fts_driven = _fts_driven(q)
+    postgres = db.current().is_postgres
+    if postgres and _index_driven(q):
+        return _list_by_windows(org, q, before=before, limit=limit, offset=offset)
+    fts_driven = _index_driven(q) and not postgres
     w = _filtered(org, q, fts_driven=fts_driven)
     source, number = (_FROM_FTS, '"notes_fts"."rowid"') if fts_driven else ('"notes"', '"number"')
     if before:
@@ -157,6 +177,58 @@ def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) 
         rows = db.current().database.execute_sql(f"SELECT {_ALL_COLUMNS} {page}", w.params)
         return _decode_all(rows.fetchall())
     return _list_sqlite(org, page, w.params)
+
+
+def _windows(top: int) -> list[tuple[str | None, int]]:
+    """The search windows below top, newest first, as (lexeme, end): the window of each size
+    that holds top - 1, each probed for the numbers below where the previous one began; then
+    (None, end) for whatever lies below the widest window."""
+    out: list[tuple[str | None, int]] = []
+    end = top
+    for shift in WINDOW_SHIFTS:
+        start = ((top - 1) >> shift) << shift
+        if start < end:
+            out.append((f"'N{shift}.{(top - 1) >> shift}'", end))
+            end = start
+        if end <= 0:
+            return out
+    out.append((None, end))
+    return out
+
+
+def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
+    """A search with nothing narrower to go by, newest first, window by window: each probe
+    reads the matches inside one window of note numbers (4,096 numbers, then 4 times more each
+    time), and the probes stop once the page is full. One query over every match would read and
+    sort all of them (27,418 notes for a common word at 1M), and walking the notes newest first
+    reads every newer note that does not match (40,000 of them once a day of writes to other
+    subjects sits on top); a probe reads neither. Each probe is its own statement, so a page
+    that needs several is put together as keyset pages are: window by window, each as of
+    when it was read, never a note twice."""
+    database = db.current().database
+    if before:
+        top = before
+    else:
+        newest = database.execute_sql('SELECT max("number") FROM "notes"').fetchone()[0]
+        top = int(newest or 0) + 1
+    wanted = offset + limit
+    rows: list[tuple] = []
+    for lexeme, end in _windows(top):
+        w = _filtered(org, q, window=lexeme)
+        w.add('"number" < ?', end)
+        sql = (
+            f'SELECT {_ALL_COLUMNS} FROM "notes" WHERE {w.sql}'
+            f' ORDER BY "number" DESC LIMIT {int(wanted - len(rows))}'
+        )
+        with peewee.__exception_wrapper__:
+            # Planned for its own values each time: a generic plan cannot see that one window
+            # holds few matches and walks the table newest first instead.
+            cursor = database.cursor()
+            cursor.execute(sql, w.params, prepare=False)
+            rows += cursor.fetchall()
+        if len(rows) >= wanted:
+            break
+    return _decode_all(rows[offset:wanted])
 
 
 # Python's sqlite3 module lets go of the GIL for every row it steps through, and with other
