@@ -179,55 +179,66 @@ def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) 
     return _list_sqlite(org, page, w.params)
 
 
-def _windows(top: int) -> list[tuple[str | None, int]]:
-    """The search windows below top, newest first, as (lexeme, end): the window of each size
-    that holds top - 1, each probed for the numbers below where the previous one began; then
-    (None, end) for whatever lies below the widest window."""
-    out: list[tuple[str | None, int]] = []
-    end = top
-    for shift in WINDOW_SHIFTS:
-        start = ((top - 1) >> shift) << shift
-        if start < end:
-            out.append((f"'N{shift}.{(top - 1) >> shift}'", end))
-            end = start
-        if end <= 0:
-            return out
-    out.append((None, end))
-    return out
+def _window(end: int, longest: int) -> tuple[str, int]:
+    """The longest window of the index that ends at end and is at most longest numbers long
+    (4,096 at least), as its lexeme and its first number."""
+    shift = WINDOW_SHIFTS[0]
+    for larger in WINDOW_SHIFTS[1:]:
+        if end % (1 << larger) or (1 << larger) > longest:
+            break
+        shift = larger
+    return f"'N{shift}.{(end - 1) >> shift}'", end - (1 << shift)
 
 
 def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
-    """A search with nothing narrower to go by, newest first, window by window: each probe
-    reads the matches inside one window of note numbers (4,096 numbers, then 4 times more each
-    time), and the probes stop once the page is full. One query over every match would read and
-    sort all of them (27,418 notes for a common word at 1M), and walking the notes newest first
-    reads every newer note that does not match (40,000 of them once a day of writes to other
-    subjects sits on top); a probe reads neither. Each probe is its own statement, so a page
-    that needs several is put together as keyset pages are: window by window, each as of
-    when it was read, never a note twice."""
+    """A search with nothing narrower to go by, newest first, window by window of note numbers:
+    each probe reads the matches inside one window (ANDed with the window's lexeme, so only
+    that part of the posting lists), and the probes stop once the page is full. A window is
+    4 times longer than the last when that one held no match, else as long as the matches
+    seen so far say the rest of the page needs (at most 4 times longer). One query over every
+    match would read and sort all of them (27,418 notes for a common word at 1M), and walking
+    the notes newest first reads every newer note that does not match (40,000 of them once a
+    day of writes to other subjects sits on top); a probe reads neither. Each probe is its own
+    statement, so a page that needs several is put together as keyset pages are: window by
+    window, each as of when it was read, never a note twice."""
     database = db.current().database
     if before:
-        top = before
+        end = before
     else:
         newest = database.execute_sql('SELECT max("number") FROM "notes"').fetchone()[0]
-        top = int(newest or 0) + 1
+        end = int(newest or 0) + 1
     wanted = offset + limit
     rows: list[tuple] = []
-    for lexeme, end in _windows(top):
+    shift = WINDOW_SHIFTS[0]
+    lexeme: str | None = f"'N{shift}.{(end - 1) >> shift}'"
+    start = ((end - 1) >> shift) << shift  # the first window: from its start up to end
+    while end > 0:
         w = _filtered(org, q, window=lexeme)
-        w.add('"number" < ?', end)
+        w.add('"number" >= ? AND "number" < ?', start, end)
+        # "number" + 0: the planner must not walk the notes newest first (it cannot tell that
+        # a window's matches may all lie below thousands of newer notes).
         sql = (
             f'SELECT {_ALL_COLUMNS} FROM "notes" WHERE {w.sql}'
-            f' ORDER BY "number" DESC LIMIT {int(wanted - len(rows))}'
+            f' ORDER BY "number" + 0 DESC LIMIT {int(wanted - len(rows))}'
         )
         with peewee.__exception_wrapper__:
-            # Planned for its own values each time: a generic plan cannot see that one window
-            # holds few matches and walks the table newest first instead.
+            # Planned for its own values each time: a generic plan cannot see how few
+            # matches one window holds.
             cursor = database.cursor()
             cursor.execute(sql, w.params, prepare=False)
-            rows += cursor.fetchall()
+            found = cursor.fetchall()
+        rows += found
         if len(rows) >= wanted:
             break
+        length, end = end - start, start
+        if found:
+            longest = min(4 * length, (wanted - len(rows)) * length // len(found))
+        else:
+            longest = 4 * length
+        if longest >= 4 << WINDOW_SHIFTS[-1]:  # the rest in one go, without a window
+            lexeme, start = None, 0
+        else:
+            lexeme, start = _window(end, longest)
     return _decode_all(rows[offset:wanted])
 
 
