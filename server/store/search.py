@@ -9,7 +9,7 @@ import peewee
 from ..domain import search
 from ..domain.model import ListQuery, Note, SubjectType
 from . import db
-from .notes import _NOTE_COLUMNS, DECODED, _decode_all
+from .notes import _NOTE_COLUMNS, _NUMBER, DECODED, _decode_all
 
 
 class _Where:
@@ -193,14 +193,15 @@ def _window(end: int, longest: int) -> tuple[str, int]:
 def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
     """A search with nothing narrower to go by, newest first, window by window of note numbers:
     each probe reads the matches inside one window (ANDed with the window's lexeme, so only
-    that part of the posting lists), and the probes stop once the page is full. A window is
-    4 times longer than the last when that one held no match, else as long as the matches
-    seen so far say the rest of the page needs (at most 4 times longer). One query over every
-    match would read and sort all of them (27,418 notes for a common word at 1M), and walking
-    the notes newest first reads every newer note that does not match (40,000 of them once a
-    day of writes to other subjects sits on top); a probe reads neither. Each probe is its own
-    statement, so a page that needs several is put together as keyset pages are: window by
-    window, each as of when it was read, never a note twice."""
+    that part of the posting lists), and the probes stop once the page is full. After a window
+    without a match the next is 4 times longer; after one with matches, as long as their
+    density (from the window's start up to its newest match) says the rest of the page needs,
+    at most 4 times longer. One query over every match would read and sort all of them (27,418
+    notes for a common word at 1M), and walking the notes newest first reads every newer note
+    that does not match (40,000 of them once a day of writes to other subjects sits on top); a
+    probe reads neither. Each probe is its own statement, so a page that needs several is put
+    together as keyset pages are: window by window, each as of when it was read, never a note
+    twice."""
     database = db.current().database
     if before:
         end = before
@@ -214,7 +215,7 @@ def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset:
     start = ((end - 1) >> shift) << shift  # the first window: from its start up to end
     while end > 0:
         w = _filtered(org, q, window=lexeme)
-        w.add('"number" >= ? AND "number" < ?', start, end)
+        w.add('"number" < ?', end)
         # "number" + 0: the planner must not walk the notes newest first (it cannot tell that
         # a window's matches may all lie below thousands of newer notes).
         sql = (
@@ -232,7 +233,8 @@ def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset:
             break
         length, end = end - start, start
         if found:
-            longest = min(4 * length, (wanted - len(rows)) * length // len(found))
+            span = found[0][_NUMBER] - start + 1  # found is newest first
+            longest = min(4 * length, (wanted - len(rows)) * span // len(found))
         else:
             longest = 4 * length
         if longest >= 4 << WINDOW_SHIFTS[-1]:  # the rest in one go, without a window
