@@ -337,7 +337,20 @@ def test_a_search_finds_the_same_notes_in_the_same_order_across_far_apart_number
     at most, then unbounded past 2**26): matches on either side of every window's edge, many
     non-matching notes in between, come back as one list, newest first, whatever the paging."""
     made = []
-    for gap in (0, 1, 4_100, 3, 17_000, 70_000, 300_000, 1_100_000, 4_500_000, 17_000_000, 70_000_000, 2):
+    for gap in (
+        0,
+        1,
+        4_100,
+        3,
+        17_000,
+        70_000,
+        300_000,
+        1_100_000,
+        4_500_000,
+        17_000_000,
+        70_000_000,
+        2,
+    ):
         _skip_note_numbers(gap)
         made.append(tenant.create(f"quince tart {len(made)}", subject=CUS_1).note)
         tenant.create(f"plain filler {len(made)}", subject=CUS_1)

@@ -364,13 +364,15 @@ def _search_windows(engine: Engine) -> list[str]:
     if not engine.is_postgres:
         return []
     return [
-        "DROP INDEX notes_search",
+        # Built before the old one goes: writes wait for the build (SHARE lock), reads do not;
+        # dropping the old index last holds its exclusive lock only until the commit.
         "CREATE INDEX notes_search_windows ON notes USING GIN"
         """ (("search" || array_to_tsvector(ARRAY['N12.' || ("number" >> 12)::text,"""
         """ 'N14.' || ("number" >> 14)::text, 'N16.' || ("number" >> 16)::text,"""
         """ 'N18.' || ("number" >> 18)::text, 'N20.' || ("number" >> 20)::text,"""
         """ 'N22.' || ("number" >> 22)::text, 'N24.' || ("number" >> 24)::text])))"""
         " WITH (fastupdate = off)",
+        "DROP INDEX notes_search",
     ]
 
 
