@@ -153,6 +153,80 @@ def make_store(database_url: str, workdir: Path, name: str) -> Store:
     )
 
 
+def add_newer_notes(store: Store, count: int) -> None:
+    """Puts count notes on top of the store that hold none of the searched words, on subjects
+    no scenario reads: what a day of writes elsewhere leaves above the notes a search finds.
+    Copies of the oldest such notes, with new numbers and ids (SQL, so seconds, not minutes)."""
+    from server.store import bulk, db
+
+    engine = db.open_database(store.url, pool_size=1)
+    t = store.targets
+    words = {str(t["word"]), *str(t["phrase"]).strip('"').split()}
+    ph = "%s" if engine.is_postgres else "?"
+    columns = [c for c in NOTE_COPY_COLUMNS if c not in ("org_number", "id")]
+    read = {
+        ("customer", str(t["cold_customer"])),
+        ("order", str(t["woo_order"])),
+        ("order", str(t["newstore_order"])),
+    } | {(s.type.value, s.id) for s in bulk.hot_subjects(3)}
+    skip = " AND ".join(f"NOT (subject_type = {ph} AND subject_id = {ph})" for _ in sorted(read))
+    without = " AND ".join(f"lower(title || ' ' || body) NOT LIKE {ph}" for _ in sorted(words))
+    try:
+        with engine.database.connection_context(), engine.database.atomic():
+            top = engine.database.execute_sql(
+                f"SELECT max(org_number) FROM notes WHERE org = {ph}", (ORG,)
+            ).fetchone()[0]
+            engine.database.execute_sql(
+                f"INSERT INTO notes (org_number, id, {', '.join(columns)})"
+                f" SELECT org_number + {int(top)}, 'note_7' || substr(id, 7), {', '.join(columns)}"
+                f" FROM notes WHERE org = {ph} AND {skip} AND {without}"
+                f" ORDER BY number LIMIT {int(count)}",
+                (
+                    ORG,
+                    *[v for pair in sorted(read) for v in pair],
+                    *[f"%{w}%" for w in sorted(words)],
+                ),
+            )
+            engine.database.execute_sql(
+                "UPDATE org_counters SET last ="
+                f" (SELECT max(org_number) FROM notes WHERE org = {ph}) WHERE org = {ph}",
+                (ORG, ORG),
+            )
+        engine.database.execute_sql("ANALYZE notes")
+    finally:
+        db.close()
+
+
+NOTE_COPY_COLUMNS = (
+    "org_number",
+    "id",
+    "org",
+    "subject_type",
+    "subject_id",
+    "subject_parent_id",
+    "note_type",
+    "title",
+    "body",
+    "visibility",
+    "tags",
+    "links",
+    "metadata",
+    "source",
+    "source_type",
+    "author_type",
+    "author_id",
+    "author_name",
+    "created_via",
+    "api_key_id",
+    "purpose",
+    "happened_at",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "version",
+)
+
+
 def load_store(store: Store, notes: int, subjects: int) -> Store:
     """Bulk-loads the store in this process, then picks what the scenarios aim at."""
     import bench_dataset
@@ -1544,6 +1618,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="bench-results.md")
     p.add_argument("--profile", default="", help="directory for py-spy raw profiles")
     p.add_argument(
+        "--newer-notes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after loading, N newer notes without the searched words on top (search rows)",
+    )
+    p.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (and PostgreSQL schema)"
     )
     p.add_argument(
@@ -1603,6 +1684,9 @@ def main(argv: list[str] | None = None) -> int:
             stores.append(store)
             print(f"bulk-loading {n:,} notes into {store.kind} ({workdir})", flush=True)
             load_store(store, n, args.subjects)
+            if i == 0 and args.newer_notes:
+                add_newer_notes(store, args.newer_notes)
+                print(f"  added {args.newer_notes:,} newer notes without the searched words")
             print(
                 f"  done in {store.load_seconds:.1f} s, {store.size_bytes() / 1024 / 1024:.0f} MB",
                 flush=True,

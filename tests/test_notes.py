@@ -7,6 +7,8 @@ import pytest
 from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 from notes.v1 import notes_pb2 as pb
 
+from server.store import db
+
 from .conftest import bad_fields, error_info
 
 ORDER_723 = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id="723")
@@ -311,6 +313,78 @@ def test_a_search_without_a_subject_pages_newest_first_and_skips_deleted_notes(t
         metadata=tenant.auth,
     )
     assert counted.total_size == 6 and [n.id for n in counted.notes] == [expected[2]]
+
+
+def _skip_note_numbers(count: int) -> None:
+    """The next note gets a number count higher than it would have (as if other organizations
+    had written count notes meanwhile)."""
+    engine = db.current()
+    with engine.database.connection_context():
+        if engine.is_postgres:
+            engine.database.execute_sql(
+                "SELECT setval(pg_get_serial_sequence('notes', 'number'),"
+                " (SELECT last_value FROM notes_number_seq) + %s)",
+                (count,),
+            )
+        else:
+            engine.database.execute_sql(
+                "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'notes'", (count,)
+            )
+
+
+def test_a_search_finds_the_same_notes_in_the_same_order_across_far_apart_numbers(tenant):
+    """PostgreSQL searches window by window of note numbers (4,096 numbers, then 4 times more
+    at most, then unbounded past 2**26): matches on either side of every window's edge, many
+    non-matching notes in between, come back as one list, newest first, whatever the paging."""
+    made = []
+    for gap in (
+        0,
+        1,
+        4_100,
+        3,
+        17_000,
+        70_000,
+        300_000,
+        1_100_000,
+        4_500_000,
+        17_000_000,
+        70_000_000,
+        2,
+    ):
+        _skip_note_numbers(gap)
+        made.append(tenant.create(f"quince tart {len(made)}", subject=CUS_1).note)
+        tenant.create(f"plain filler {len(made)}", subject=CUS_1)
+        if len(made) % 3 == 0:
+            made.append(tenant.create(f"tart of quince {len(made)}", subject=ORDER_723).note)
+    gone = made[4]
+    tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=gone.id), metadata=tenant.auth)
+    newest_first = [n for n in reversed(made) if n.id != gone.id]
+
+    def ids(query: str, *, page_size: int = 0, offset: int = 0) -> tuple[list[str], int]:
+        seen, token = [], ""
+        while True:
+            page = tenant.notes.ListNotes(
+                pb.ListNotesRequest(
+                    query=query,
+                    page_size=page_size,
+                    page_token=token,
+                    offset=offset,
+                    include_total_size=True,
+                ),
+                metadata=tenant.auth,
+            )
+            seen.extend(n.id for n in page.notes)
+            token = page.next_page_token
+            if not token or offset:
+                return seen, page.total_size
+
+    everything = [n.id for n in newest_first]
+    assert ids("quince") == (everything, len(everything))
+    assert ids("quin*", page_size=2) == (everything, len(everything))
+    assert ids("quince", page_size=3, offset=4) == (everything[4:7], len(everything))
+    tarts = [n.id for n in newest_first if n.body.startswith("quince tart")]
+    assert ids('"quince tart"', page_size=4) == (tarts, len(tarts))
+    assert ids("quince absent") == ([], 0)
 
 
 def test_a_listed_note_is_exactly_the_stored_note_whatever_its_text(tenant):

@@ -355,7 +355,12 @@ engine.database.execute_sql(
 )
 migrations.migrate(engine)
 body = notes.get_note(p, note_id="note_01JAAAAAAAAAAAAAAAAAAAAAAA").body
-print(json.dumps({"before": before, "after": migrations.current_version(engine), "body": body}))
+from server.store import search, uow
+with uow.reading():  # found through the search index the migrations built
+    found = [n.body for n in search.list_notes("o", ListQuery(query="kept"), before=0, limit=2,
+                                              offset=0)]
+print(json.dumps({"before": before, "after": migrations.current_version(engine), "body": body,
+                  "found": found}))
 """
 
 
@@ -377,6 +382,7 @@ def test_an_older_database_upgrades_in_place_without_loss(engine, tmp_path):
             "before": 1,
             "after": migrations.LATEST,
             "body": "kept",
+            "found": ["kept"],
         }
     finally:
         drop()

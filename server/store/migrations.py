@@ -354,6 +354,28 @@ def _webhooks(engine: Engine) -> list[str]:
     ]
 
 
+def _search_windows(engine: Engine) -> list[str]:
+    """PostgreSQL search newest first, window by window (server/store/search.py): the search
+    index also holds, for each note, one upper-case lexeme per window of note numbers it falls
+    in (4,096 numbers, and 4 times more at each of 7 sizes), so that a query ANDed with one
+    window reads only that window's part of its posting lists. Without a pending list
+    (fastupdate off): a search would otherwise rescan every note inserted since the last
+    merge. SQLite's FTS5 index already answers newest first."""
+    if not engine.is_postgres:
+        return []
+    return [
+        # Built before the old one goes: writes wait for the build (SHARE lock), reads do not;
+        # dropping the old index last holds its exclusive lock only until the commit.
+        "CREATE INDEX notes_search_windows ON notes USING GIN"
+        """ (("search" || array_to_tsvector(ARRAY['N12.' || ("number" >> 12)::text,"""
+        """ 'N14.' || ("number" >> 14)::text, 'N16.' || ("number" >> 16)::text,"""
+        """ 'N18.' || ("number" >> 18)::text, 'N20.' || ("number" >> 20)::text,"""
+        """ 'N22.' || ("number" >> 22)::text, 'N24.' || ("number" >> 24)::text])))"""
+        " WITH (fastupdate = off)",
+        "DROP INDEX notes_search",
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
@@ -363,6 +385,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (6, "OAuth 1.0a secrets and nonces; substring search", _legacy_clients),
     (7, "erasure records", _erasures),
     (9, "positions of the change feed's followers", _feed_positions),
+    (10, "search index by windows of note numbers", _search_windows),
 ]
 
 LATEST = MIGRATIONS[-1][0]

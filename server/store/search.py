@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import peewee
+
 from ..domain import search
 from ..domain.model import ListQuery, Note, SubjectType
 from . import db
-from .notes import _NOTE_COLUMNS, DECODED, _decode_all
+from .notes import _NOTE_COLUMNS, _NUMBER, DECODED, _decode_all
 
 
 class _Where:
@@ -30,7 +32,9 @@ class _Where:
         return " AND ".join(self.parts)
 
 
-def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
+def _filtered(
+    org: str, q: ListQuery, *, fts_driven: bool = False, window: str | None = None
+) -> _Where:
     engine = db.current()
     w = _Where(engine.database.param)
     w.add('"org" = ?', org)
@@ -70,7 +74,7 @@ def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
             *q.tags,
         )
     if q.query:
-        _match(w, search.parse(q.query), engine.is_postgres, fts_driven)
+        _match(w, search.parse(q.query), engine.is_postgres, fts_driven, window)
     if q.contains:
         _contains(w, q.contains, engine.is_postgres, narrowed=q.subject is not None)
     if not q.show_deleted:
@@ -78,7 +82,22 @@ def _filtered(org: str, q: ListQuery, *, fts_driven: bool = False) -> _Where:
     return w
 
 
-def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool) -> None:
+# PostgreSQL's search index (migration 10) holds, besides the words of title and body, one
+# lexeme per window of note numbers the note falls in: "N12.253" for numbers 253 * 4096 to
+# 254 * 4096 - 1, and so on for windows of 4**k times that, up to 2**24 numbers. Words are
+# lower case, window lexemes upper case, so no word ever matches a window; a query ANDed with
+# a window's lexeme reads only the posting lists' part inside that window.
+WINDOW_SHIFTS = (12, 14, 16, 18, 20, 22, 24)
+SEARCH_VECTOR = (
+    '("search" || array_to_tsvector(ARRAY['
+    + ", ".join(f"'N{s}.' || (\"number\" >> {s})::text" for s in WINDOW_SHIFTS)
+    + "]))"
+)
+
+
+def _match(
+    w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool, window: str | None
+) -> None:
     if postgres:
         parts, params = [], []
         for t in terms:
@@ -88,7 +107,10 @@ def _match(w: _Where, terms: list[search.Term], postgres: bool, fts_driven: bool
             else:
                 parts.append("phraseto_tsquery('simple', ?)")
                 params.append(" ".join(t.words))
-        w.add('"search" @@ (' + " && ".join(parts) + ")", *params)
+        if window is not None:
+            parts.append("?::tsquery")
+            params.append(window)
+        w.add(f"{SEARCH_VECTOR} @@ (" + " && ".join(parts) + ")", *params)
         return
     fts = " AND ".join('"' + " ".join(t.words) + '"' + ("*" if t.prefix else "") for t in terms)
     if fts_driven:
@@ -133,19 +155,17 @@ _FROM_FTS = '"notes_fts" JOIN "notes" ON "notes"."number" = "notes_fts"."rowid"'
 _ALL_COLUMNS = ", ".join(f'"notes"."{c}"' for c in _NOTE_COLUMNS)
 
 
-def _fts_driven(q: ListQuery) -> bool:
+def _index_driven(q: ListQuery) -> bool:
     return bool(
-        q.query
-        and not q.contains
-        and q.subject is None
-        and q.linked_record is None
-        and not q.tags
-        and not db.current().is_postgres
+        q.query and not q.contains and q.subject is None and q.linked_record is None and not q.tags
     )
 
 
 def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) -> list[Note]:
-    fts_driven = _fts_driven(q)
+    postgres = db.current().is_postgres
+    if postgres and _index_driven(q):
+        return _list_by_windows(org, q, before=before, limit=limit, offset=offset)
+    fts_driven = _index_driven(q) and not postgres
     w = _filtered(org, q, fts_driven=fts_driven)
     source, number = (_FROM_FTS, '"notes_fts"."rowid"') if fts_driven else ('"notes"', '"number"')
     if before:
@@ -157,6 +177,71 @@ def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) 
         rows = db.current().database.execute_sql(f"SELECT {_ALL_COLUMNS} {page}", w.params)
         return _decode_all(rows.fetchall())
     return _list_sqlite(org, page, w.params)
+
+
+def _window(end: int, longest: int) -> tuple[str, int]:
+    """The longest window of the index that ends at end and is at most longest numbers long
+    (4,096 at least), as its lexeme and its first number."""
+    shift = WINDOW_SHIFTS[0]
+    for larger in WINDOW_SHIFTS[1:]:
+        if end % (1 << larger) or (1 << larger) > longest:
+            break
+        shift = larger
+    return f"'N{shift}.{(end - 1) >> shift}'", end - (1 << shift)
+
+
+def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
+    """A search with nothing narrower to go by, newest first, window by window of note numbers:
+    each probe reads the matches inside one window (ANDed with the window's lexeme, so only
+    that part of the posting lists), and the probes stop once the page is full. After a window
+    without a match the next is 4 times longer; after one with matches, as long as their
+    density (from the window's start up to its newest match) says the rest of the page needs,
+    at most 4 times longer. One query over every match would read and sort all of them (27,418
+    notes for a common word at 1M), and walking the notes newest first reads every newer note
+    that does not match (40,000 of them once a day of writes to other subjects sits on top); a
+    probe reads neither. Each probe is its own statement, so a page that needs several is put
+    together as keyset pages are: window by window, each as of when it was read, never a note
+    twice."""
+    database = db.current().database
+    if before:
+        end = before
+    else:
+        newest = database.execute_sql('SELECT max("number") FROM "notes"').fetchone()[0]
+        end = int(newest or 0) + 1
+    wanted = offset + limit
+    rows: list[tuple] = []
+    shift = WINDOW_SHIFTS[0]
+    lexeme: str | None = f"'N{shift}.{(end - 1) >> shift}'"
+    start = ((end - 1) >> shift) << shift  # the first window: from its start up to end
+    while end > 0:
+        w = _filtered(org, q, window=lexeme)
+        w.add('"number" < ?', end)
+        # "number" + 0: the planner must not walk the notes newest first (it cannot tell that
+        # a window's matches may all lie below thousands of newer notes).
+        sql = (
+            f'SELECT {_ALL_COLUMNS} FROM "notes" WHERE {w.sql}'
+            f' ORDER BY "number" + 0 DESC LIMIT {int(wanted - len(rows))}'
+        )
+        with peewee.__exception_wrapper__:
+            # Planned for its own values each time: a generic plan cannot see how few
+            # matches one window holds.
+            cursor = database.cursor()
+            cursor.execute(sql, w.params, prepare=False)
+            found = cursor.fetchall()
+        rows += found
+        if len(rows) >= wanted:
+            break
+        length, end = end - start, start
+        if found:
+            span = found[0][_NUMBER] - start + 1  # found is newest first
+            longest = min(4 * length, (wanted - len(rows)) * span // len(found))
+        else:
+            longest = 4 * length
+        if longest >= 4 << WINDOW_SHIFTS[-1]:  # the rest in one go, without a window
+            lexeme, start = None, 0
+        else:
+            lexeme, start = _window(end, longest)
+    return _decode_all(rows[offset:wanted])
 
 
 # Python's sqlite3 module lets go of the GIL for every row it steps through, and with other
