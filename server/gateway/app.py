@@ -51,12 +51,15 @@ def create_app(
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            # A service restarting beside the gateway is found again within a second, not
-            # after gRPC's default backoff (up to two minutes), failing calls meanwhile.
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000),
         ]
+        if wait_for_service:
+            # The service starting (or restarting) beside the gateway is found within a
+            # second, not after gRPC's default backoff (up to two minutes).
+            options += [
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ]
         if settings.tls or settings.gateway_ca_file:  # a TLS service: verify it
             roots = None  # the system's
             if settings.gateway_ca_file:
