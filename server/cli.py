@@ -44,8 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.resolved_jwt_secret()  # made once, before any worker exists
     if args.no_http:
         settings.http_enabled = False
-    if args.workers > 1:
-        return runtime.serve_workers(settings, args.workers)
+    if args.gateway_workers is not None:
+        settings.gateway_workers = args.gateway_workers
+    gateways = settings.gateway_workers if settings.http_enabled else 0
+    if args.workers > 1 or gateways > 0:
+        return runtime.serve_workers(settings, args.workers, gateways)
     return runtime.serve(settings)
 
 
@@ -391,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-addr", help="env NOTES_HTTP_ADDR (127.0.0.1:8080)")
     serve.add_argument("--no-http", action="store_true", help="gRPC only, no gateway")
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the ports")
+    serve.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=None,
+        help="processes of its own for the HTTP gateway (0: in each worker)",
+    )
     serve.add_argument(
         "--metrics-addr", help="env NOTES_METRICS_ADDR (127.0.0.1:9464; empty: no metrics)"
     )

@@ -93,6 +93,15 @@ class Settings:
     http_max_connections: int = field(
         default_factory=lambda: _env_int("NOTES_HTTP_MAX_CONNECTIONS", 1000)
     )
+    # uvicorn's HTTP/1.1 parser (httptools: llhttp in C; h11: pure Python) and event loop
+    # (uvloop or asyncio's own). Both pairs enforce the same bounds (server/runtime.py).
+    http_parser: str = field(
+        default_factory=lambda: os.environ.get("NOTES_HTTP_PARSER", "httptools")
+    )
+    http_loop: str = field(default_factory=lambda: os.environ.get("NOTES_HTTP_LOOP", "uvloop"))
+    # Processes of its own for the HTTP gateway under `notes serve` (0: the gateway runs in
+    # each serving process, beside gRPC and under the same GIL).
+    gateway_workers: int = field(default_factory=lambda: _env_int("NOTES_GATEWAY_WORKERS", 0))
     # gRPC: the same bounds on connections, and on what one connection may hold. The age is
     # long so that server streams (WatchEvents) run for half an hour; clients then reconnect
     # (with their cursor) while the grace lets calls in flight finish.

@@ -19,6 +19,7 @@ import h11
 import uvicorn
 from grpc_health.v1 import health_pb2
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .store import db, migrations
@@ -58,16 +59,19 @@ def run_http(
     """Serves app until a signal, or delay seconds after it (a second signal ends the delay);
     then refuses new connections and gives in-flight requests the grace period to finish."""
     sock = http_socket(settings.http_addr, reuse_port)
+    protocol = bounded_protocol(
+        settings.http_parser, settings.http_header_timeout_seconds, settings.http_max_connections
+    )
     config = uvicorn.Config(
         app,
-        http=bounded_h11(settings.http_header_timeout_seconds, settings.http_max_connections),
+        http=protocol,
         log_level="warning",
         log_config=None,  # uvicorn's loggers reach the root's JSON handler
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.grace_seconds)),
         timeout_keep_alive=max(1, int(settings.http_keepalive_seconds)),
-        h11_max_incomplete_event_size=64 * 1024,
+        h11_max_incomplete_event_size=HEAD_LIMIT,
         **(
             {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
             if settings.tls
@@ -86,57 +90,121 @@ def run_http(
             on_started(sock.getsockname()[1])
         await task
 
-    asyncio.run(main())
+    if settings.http_loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    else:
+        asyncio.run(main())
+
+
+# The most a request head may take before its end (h11: the largest incomplete event).
+HEAD_LIMIT = 64 * 1024
+
+
+def bounded_protocol(parser: str, header_timeout: float, max_connections: int) -> type:
+    """uvicorn's protocol for parser (h11 or httptools) with the bounds it lacks: a
+    connection gets header_timeout seconds to send each complete request head (uvicorn starts
+    no timer until a first response, and a byte now and then keeps a connection forever), and
+    past max_connections open connections a new one is closed as soon as it is accepted.
+    httptools also gets h11's bound on the size of a head (h11_max_incomplete_event_size:
+    llhttp has none, and would buffer a head that never ends)."""
+    if parser == "h11":
+        return bounded_h11(header_timeout, max_connections)
+    if parser == "httptools":
+        return bounded_httptools(header_timeout, max_connections)
+    raise ValueError(f"NOTES_HTTP_PARSER: {parser!r} is neither h11 nor httptools")
+
+
+class _Bounded:
+    """The bounds, on top of either of uvicorn's protocols (the class after it in the MRO):
+    subclasses say whether the connection owes us a request head."""
+
+    header_timeout: float
+    max_connections: int
+    _head_timer: asyncio.TimerHandle | None = None
+    _refused = False
+
+    def owes_head(self) -> bool:
+        raise NotImplementedError
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.max_connections:
+            self._refused = True
+            transport.abort()
+            return
+        super().connection_made(transport)
+        self._watch_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_head()
+
+    def _watch_head(self) -> None:
+        """A timer runs while the connection owes us a request head."""
+        waiting = self.owes_head() and not self.transport.is_closing()
+        if waiting and self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_late)
+        elif not waiting and self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self.owes_head() and not self.transport.is_closing():
+            self.transport.close()
 
 
 def bounded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with two bounds it lacks: a connection gets header_timeout
-    seconds to send each complete request head (uvicorn starts no timer until a first
-    response, and a byte now and then keeps a connection forever), and past max_connections
-    open connections a new one is closed as soon as it is accepted."""
+    class BoundedH11(_Bounded, H11Protocol):
+        def owes_head(self) -> bool:
+            return self.conn.their_state is h11.IDLE
 
-    class BoundedH11(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
-        _refused = False
+    BoundedH11.header_timeout, BoundedH11.max_connections = header_timeout, max_connections
+    return BoundedH11
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            if len(self.connections) >= max_connections:
-                self._refused = True
-                transport.abort()
-                return
-            super().connection_made(transport)
-            self._watch_head()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._refused:
-                return
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            super().connection_lost(exc)
+def bounded_httptools(header_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
+    class BoundedHttpTools(_Bounded, HttpToolsProtocol):
+        _in_head = False  # between the first byte of a head and its end
+        _head_bytes = 0
+
+        def owes_head(self) -> bool:
+            # No request in flight nor queued: h11's IDLE.
+            return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+
+        def on_message_begin(self) -> None:
+            self._in_head = True
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_head, self._head_bytes = False, 0
+            super().on_headers_complete()
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            self._watch_head()
+            if self._in_head and not self.transport.is_closing():
+                # Counted whole, though the chunk may have begun with the end of a pipelined
+                # request before it: a bound a little early, never late.
+                self._head_bytes += len(data)
+                if self._head_bytes > HEAD_LIMIT:
+                    self.send_400_response("Request head too large.")
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._watch_head()
-
-        def _watch_head(self) -> None:
-            """A timer runs while the connection owes us a request head."""
-            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
-            if waiting and self._head_timer is None:
-                self._head_timer = self.loop.call_later(header_timeout, self._head_late)
-            elif not waiting and self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_late(self) -> None:
-            self._head_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
-
-    return BoundedH11
+    BoundedHttpTools.header_timeout = header_timeout
+    BoundedHttpTools.max_connections = max_connections
+    return BoundedHttpTools
 
 
 class _AcceptFailures:
@@ -270,18 +338,72 @@ def _log_off_the_request_path():
 _WHOLE_SERVER = health_pb2.HealthCheckRequest(service="")
 
 
-def serve(settings: Settings, *, reuse_port: bool = False) -> int:
+def serve(settings: Settings, *, reuse_port: bool = False, told_to_stop: bool = False) -> int:
     """Serves until SIGTERM/SIGINT: NOT_SERVING first (gRPC health and the gateway's /healthz),
-    then after NOTES_SHUTDOWN_DELAY_SECONDS (or a second signal) HTTP drained, then gRPC."""
+    then after NOTES_SHUTDOWN_DELAY_SECONDS (or a second signal) HTTP drained, then gRPC.
+    told_to_stop (gRPC only, beside gateway processes): after the first signal, serves on
+    until a second one, which the parent sends once every gateway process has drained."""
     with _log_off_the_request_path():
         tracing.configure(settings.traces_exporter)
         try:
-            return _serve(settings, reuse_port)
+            return _serve(settings, reuse_port, told_to_stop)
         finally:
             tracing.shutdown()
 
 
-def _serve(settings: Settings, reuse_port: bool) -> int:
+def serve_gateway(settings: Settings, *, reuse_port: bool = False) -> int:
+    """The gateway alone, in a process of its own, calling the service's gRPC port over
+    loopback: /healthz turns 503 at the first SIGTERM/SIGINT, and after the delay (or a second
+    signal) HTTP is drained."""
+    with _log_off_the_request_path():
+        tracing.configure(settings.traces_exporter)
+        try:
+            return _serve_gateway(settings, reuse_port)
+        finally:
+            tracing.shutdown()
+
+
+def _serve_gateway(settings: Settings, reuse_port: bool) -> int:
+    from .gateway.app import create_app
+
+    settings = fit_open_files(settings)
+    serving = [True]
+
+    def begin_shutdown() -> None:
+        if serving[0]:
+            serving[0] = False
+            log.info("not_serving")
+
+    def started(http_port: int) -> None:
+        log.info("serving", extra={"pid": os.getpid(), "http_port": http_port, "gateway": True})
+
+    # Started beside the workers: start-up waits for their port (the channel's reconnect
+    # backoff would otherwise fail the first requests).
+    target = grpc_target(settings.grpc_addr)
+    app = create_app(target, settings, lambda: serving[0], wait_for_service=GATEWAY_START_SECONDS)
+    run_http(app, settings, begin_shutdown, started, reuse_port, settings.shutdown_delay_seconds)
+    log.info("stopped", extra={"pid": os.getpid()})
+    return 0
+
+
+# How long a gateway process waits at start for the gRPC workers to serve (they migrate and
+# open their pools first).
+GATEWAY_START_SECONDS = 120.0
+
+
+def grpc_target(addr: str) -> str:
+    """Where a gateway on this host reaches the gRPC port bound at addr."""
+    host, port = _split_addr(addr)
+    if port == 0:
+        raise ValueError("gateway processes need a fixed gRPC port (NOTES_GRPC_ADDR)")
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _serve(settings: Settings, reuse_port: bool, told_to_stop: bool = False) -> int:
     from .events import background as events_background
     from .gateway.app import create_app
     from .rpc import convert
@@ -351,7 +473,7 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
         _next_signal(signals, None)
         begin_shutdown()
         # Still serving, health NOT_SERVING, until the delay ends or a second signal.
-        _next_signal(signals, settings.shutdown_delay_seconds)
+        _next_signal(signals, None if told_to_stop else settings.shutdown_delay_seconds)
     stopped = running.stop(settings.grace_seconds)
     log.info("draining", extra={"grace_seconds": settings.grace_seconds})
     if deliverer is not None:
@@ -382,10 +504,16 @@ def _next_signal(signals: queue.SimpleQueue, timeout: float | None) -> bool:
             pass
 
 
-def serve_workers(settings: Settings, workers: int) -> int:
+def serve_workers(settings: Settings, workers: int, gateways: int = 0) -> int:
     """Forks the workers before any gRPC object or database connection exists; each binds the
     same ports with SO_REUSEPORT and has its own pool. The parent forwards SIGTERM/SIGINT and
-    serves /metrics for them all (prometheus-client's multiprocess mode)."""
+    serves /metrics for them all (prometheus-client's multiprocess mode).
+
+    With gateways > 0 the HTTP gateway runs in that many processes of its own (sharing the
+    HTTP port), each calling the workers' gRPC port, and the workers serve gRPC only: the
+    gateway's event loop no longer shares a GIL with the service's threads. A signal turns
+    both surfaces' health at once; the workers stop only after every gateway has drained
+    (the parent then signals them again), so that no in-flight HTTP request loses its RPC."""
     metrics_dir = metrics_server = None
     if settings.metrics_addr:
         metrics_dir = metrics.multiprocess_dir()  # before anyone imports prometheus-client
@@ -398,39 +526,72 @@ def serve_workers(settings: Settings, workers: int) -> int:
         migrations.migrate(engine)
         os._exit(0)
     os.waitpid(pid, 0)
-    children = []
-    for _ in range(workers):
+    if gateways:
+        grpc_target(settings.grpc_addr)  # a fixed port, checked before anything is forked
+    worker_settings = dataclasses.replace(settings, http_enabled=False) if gateways else settings
+
+    def fork(run) -> int:
         pid = os.fork()
         if pid == 0:
             if metrics_server is not None:
                 metrics_server.forget()
             try:
-                code = serve(settings, reuse_port=True)
+                code = run()
             except BaseException:  # noqa: BLE001
                 code = 1
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-        children.append(pid)
+        return pid
 
-    def forward(signum, frame) -> None:
-        for child in children:
+    children = [
+        fork(lambda: serve(worker_settings, reuse_port=True, told_to_stop=bool(gateways)))
+        for _ in range(workers)
+    ]
+    http_children = [
+        fork(lambda: serve_gateway(settings, reuse_port=True)) for _ in range(gateways)
+    ]
+    grpc_children = list(children)
+    children += http_children
+    running = set(children)
+    released = [not http_children]  # whether the workers were told the gateways are done
+
+    def send(pids, signum) -> None:
+        for child in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
+    def release_when_drained() -> None:
+        if not released[0] and not running.intersection(http_children):
+            released[0] = True
+            send(running.intersection(grpc_children), signal.SIGTERM)
+
+    def forward(signum, frame) -> None:
+        if released[0]:
+            send(running, signum)
+            return
+        # The workers hear the first signal (health turns), and the next once the gateways
+        # have drained; the gateways hear every one.
+        first = not signalled[0]
+        signalled[0] = True
+        send(running if first else running.intersection(http_children), signum)
+        release_when_drained()
+
+    signalled = [False]
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     if metrics_server is not None:
         metrics_server.start()
     status = 0
     try:
-        running = set(children)
         while running:  # in the order they exit, so a dead worker's gauges go at once
             child, code = os.waitpid(-1, 0)
             if child not in running:
                 continue
             running.discard(child)
             status = status or os.waitstatus_to_exitcode(code)
+            if signalled[0]:
+                release_when_drained()
             if metrics_server is not None:
                 metrics.worker_exited(child)
     finally:

@@ -33,6 +33,15 @@ def low_file_limit() -> None:  # runs in the child, before exec
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
 
+@pytest.fixture(autouse=True, params=["httptools", "h11"])
+def http_parser(request, monkeypatch):
+    """Every test on both of uvicorn's HTTP stacks: httptools on uvloop (the default) and the
+    pure-Python h11 on asyncio's loop (NOTES_HTTP_PARSER=h11 NOTES_HTTP_LOOP=asyncio)."""
+    monkeypatch.setenv("NOTES_HTTP_PARSER", request.param)
+    monkeypatch.setenv("NOTES_HTTP_LOOP", "uvloop" if request.param == "httptools" else "asyncio")
+    return request.param
+
+
 @pytest.fixture
 def own_service(service, tmp_path):
     started = []
@@ -92,6 +101,30 @@ def test_silent_slow_and_preface_only_connections_are_closed(own_service):
         kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert b"200" in kept.recv(65536)
         assert closed_by_peer(kept, 20), "an idle keep-alive connection is kept"
+
+
+def test_a_request_head_that_never_ends_is_refused_past_64_kib(own_service):
+    svc = own_service()
+    with connect(svc.http_port) as sock:
+        with contextlib.suppress(OSError):  # refused before the last pieces are sent
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ")
+            for _ in range(16):
+                sock.sendall(b"a" * 8192)
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
+    with httpx.Client(base_url=svc.http_base, timeout=5) as http:
+        assert http.get("/healthz").status_code == 200
+
+
+def test_connections_past_the_limit_are_closed_at_once(own_service):
+    svc = own_service(NOTES_HTTP_MAX_CONNECTIONS="2")
+    with connect(svc.http_port) as first, connect(svc.http_port) as second:
+        first.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200" in first.recv(65536)
+        with connect(svc.http_port) as third:
+            assert closed_by_peer(third, 5), "a connection past the limit is kept"
+        second.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200" in second.recv(65536)
 
 
 def test_the_open_file_limit_is_raised_and_logged(own_service):

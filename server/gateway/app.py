@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,10 +35,16 @@ def _always() -> bool:
     return True
 
 
-def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _always) -> Starlette:
+def create_app(
+    target: str,
+    settings: Settings,
+    serving: Callable[[], bool] = _always,
+    wait_for_service: float = 0.0,
+) -> Starlette:
     """The gateway for the notes.v1 service at target (host:port). serving tells /healthz
     whether this process still serves: `notes serve` passes its gRPC health status, so both
-    surfaces turn with the same SIGTERM."""
+    surfaces turn with the same SIGTERM. wait_for_service: seconds start-up waits for the
+    service's port to answer (a gateway process started beside the gRPC workers)."""
     shop_zone = _zone(settings.shop_timezone)  # a bad name stops start-up, not a request
 
     @contextlib.asynccontextmanager
@@ -47,6 +54,14 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
+        if wait_for_service:
+            # The service starting (or restarting) beside the gateway is found within a
+            # second, not after gRPC's default backoff (up to two minutes).
+            options += [
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ]
         if settings.tls or settings.gateway_ca_file:  # a TLS service: verify it
             roots = None  # the system's
             if settings.gateway_ca_file:
@@ -60,6 +75,8 @@ def create_app(target: str, settings: Settings, serving: Callable[[], bool] = _a
         # Connect now, not at the first request: a flood of connections to the gRPC port
         # must not find the gateway still without its own.
         channel.get_state(try_to_connect=True)
+        if wait_for_service:
+            await asyncio.wait_for(channel.channel_ready(), wait_for_service)
         app.state.notes = pb_grpc.NotesServiceStub(channel)
         app.state.subjects = pb_grpc.SubjectsServiceStub(channel)
         app.state.access = pb_grpc.AccessServiceStub(channel)
