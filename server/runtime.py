@@ -316,6 +316,17 @@ class _HttpServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """QueueHandler.prepare formats and copies every record so that it could be pickled; this
+    queue stays in the process, so a record without arguments or a traceback goes as it is
+    (4 us of the 9 us a line cost)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.args or record.exc_info or record.stack_info:
+            return super().prepare(record)
+        return record
+
+
 @contextlib.contextmanager
 def _log_off_the_request_path():
     """Request threads only enqueue log records; one thread writes them. Writing from the
@@ -326,7 +337,7 @@ def _log_off_the_request_path():
     handlers = root.handlers[:]
     records: queue.SimpleQueue = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
-    root.handlers = [logging.handlers.QueueHandler(records)]
+    root.handlers = [_Enqueue(records)]
     listener.start()
     try:
         yield

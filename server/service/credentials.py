@@ -118,6 +118,8 @@ class NewKey:
 class _CachedKey:
     row: object  # ApiKeyRow, or None when no key has this secret
     loaded_at: float
+    principal: Principal | None  # the row's, made once per look-up (revocation and expiry
+    # are still checked on every call)
 
 
 class Authenticator:
@@ -148,7 +150,8 @@ class Authenticator:
         if scheme == OAUTH_SCHEME and value:
             return self._from_oauth(value)
         if scheme == "bearer" and value:
-            return self._from_key(self._load("secret", value), value)
+            digest = hash_secret(value)
+            return self._from_key(self._load("secret", digest), digest)
         if scheme == "basic" and value:
             try:
                 decoded = base64.b64decode(value, validate=True).decode()
@@ -161,32 +164,36 @@ class Authenticator:
                 # No key has one, and PostgreSQL cannot even compare text holding it.
                 raise Unauthenticated("the API key is not valid", reason=reasons.API_KEY_INVALID)
             if not secret:  # a secret key alone, as the user name with an empty password
-                return self._from_key(self._load("secret", key_id), key_id)
-            return self._from_key(self._load("id", key_id), secret)
+                digest = hash_secret(key_id)
+                return self._from_key(self._load("secret", digest), digest)
+            return self._from_key(self._load("id", key_id), hash_secret(secret))
         raise Unauthenticated("unsupported credentials", reason=reasons.CREDENTIALS_MALFORMED)
 
-    def _load(self, by: str, value: str):
-        cache_key = by + ":" + (hash_secret(value) if by == "secret" else value)
+    def _load(self, by: str, value: str) -> _CachedKey:
+        """The key by "id" or by "secret" (value is then the secret's hash)."""
+        cache_key = by + ":" + value
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(cache_key)
         if hit is not None and now - hit.loaded_at < CACHE_SECONDS:
-            return hit.row
+            return hit
         with uow.reading():
             if by == "secret":
-                row = keys.find_key(secret_hash=hash_secret(value))
+                row = keys.find_key(secret_hash=value)
             else:
                 row = keys.find_key(key_id=value[:200])
+        loaded = _CachedKey(row, now, _principal_of(row) if row is not None else None)
         with self._lock:
             if len(self._cache) >= CACHE_MAX:
                 self._cache.clear()
-            self._cache[cache_key] = _CachedKey(row, now)
-        return row
+            self._cache[cache_key] = loaded
+        return loaded
 
-    def _from_key(self, row, secret: str) -> Principal:
-        if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
+    def _from_key(self, key: _CachedKey, secret_hash: str) -> Principal:
+        row = key.row
+        if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
             raise Unauthenticated("the API key is not valid", reason=reasons.API_KEY_INVALID)
-        return self._principal(row)
+        return self._principal(key)
 
     def _from_oauth(self, value: str) -> Principal:
         """WooCommerce's checks in its order: parameters, consumer key, signature method and
@@ -207,7 +214,8 @@ class Authenticator:
                 reason=reasons.OAUTH_PARAMETER_MISSING,
                 metadata={"params": ", ".join(missing)},
             )
-        row = self._load("id", params["oauth_consumer_key"])
+        key = self._load("id", params["oauth_consumer_key"])
+        row = key.row
         if row is None:
             raise _oauth_failure(
                 reasons.OAUTH_CONSUMER_KEY_INVALID, "the consumer key is not valid"
@@ -238,21 +246,16 @@ class Authenticator:
             )
         if not fresh:
             raise _oauth_failure(reasons.OAUTH_NONCE_USED, "the nonce has already been used")
-        return self._principal(row)
+        return self._principal(key)
 
-    def _principal(self, row) -> Principal:
-        now = now_us()
+    def _principal(self, key: _CachedKey) -> Principal:
+        row = key.row
         if row.revoke_time is not None:
             raise Unauthenticated("the API key was revoked", reason=reasons.API_KEY_REVOKED)
-        if row.expire_time is not None and row.expire_time <= now:
+        if row.expire_time is not None and row.expire_time <= now_us():
             raise Unauthenticated("the API key has expired", reason=reasons.API_KEY_EXPIRED)
-        return Principal(
-            org=row.org,
-            author=Author(AuthorType.USER, row.actor_id, row.display_name),
-            scopes=frozenset(row.scopes.split()),
-            api_key_id=row.key_id,
-            purpose=row.purpose,
-        )
+        assert key.principal is not None
+        return key.principal
 
     def _from_jwt(self, token: str, surface: Surface) -> Principal:
         try:
@@ -290,6 +293,16 @@ class Authenticator:
             author=Author(kind, actor, name if isinstance(name, str) else ""),
             scopes=frozenset(s for s in scopes if isinstance(s, str)),
         )
+
+
+def _principal_of(row) -> Principal:
+    return Principal(
+        org=row.org,
+        author=Author(AuthorType.USER, row.actor_id, row.display_name),
+        scopes=frozenset(row.scopes.split()),
+        api_key_id=row.key_id,
+        purpose=row.purpose,
+    )
 
 
 def _medusa_admin(claims: dict) -> bool:

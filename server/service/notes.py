@@ -33,6 +33,7 @@ from ..domain.model import (
     Surface,
 )
 from ..domain.paging import PageTokens
+from ..memo import Memo
 from ..store import audit, search, uow
 from ..store import notes as note_store
 from ..store import subjects as subject_store
@@ -423,7 +424,29 @@ def _set_deleted(
     )
 
 
+# A list's filter fingerprint is a pure function of the filter (asdict, JSON and SHA-256: 13 %
+# of a 20-note ListNotes in-process), so it is kept by the filter's values.
+FINGERPRINTS: Memo[str] = Memo(1000)
+
+
 def _filter_fingerprint(q: ListQuery) -> str:
+    key = (
+        q.subject,
+        q.include_children,
+        q.linked_record,
+        tuple(q.author_ids),
+        q.visibility,
+        tuple(q.note_types),
+        tuple(q.tags),
+        q.query,
+        q.contains,
+        q.show_deleted,
+    )
+    found = FINGERPRINTS.get(key)
+    return found if found is not None else FINGERPRINTS.put(key, _fingerprint_of(q))
+
+
+def _fingerprint_of(q: ListQuery) -> str:
     data = dataclasses.asdict(q)
     for name in ("page_size", "page_token", "offset", "include_total_size"):
         data.pop(name)

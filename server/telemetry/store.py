@@ -33,3 +33,9 @@ def unit(kind: str, engine: str) -> Iterator[None]:
 
 def writer_waited(seconds: float) -> None:
     metrics.get().store_writer_wait.observe(seconds)
+
+
+def rolled_back(transactions: int) -> None:
+    """Writers whose block had gone in when their shared (SQLite group) commit failed."""
+    if transactions:
+        metrics.get().store_rollbacks.inc(transactions)
