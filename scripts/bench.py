@@ -155,8 +155,7 @@ def make_store(database_url: str, workdir: Path, name: str) -> Store:
 
 def load_store(store: Store, notes: int, subjects: int) -> Store:
     """Bulk-loads the store in this process, then picks what the scenarios aim at."""
-    from server.store import bulk, db, migrations
-    from server.store import repository as repo
+    from server.store import bulk, db, migrations, uow
     from server.store.models import NoteRow
 
     engine = db.open_database(store.url, pool_size=2)
@@ -175,7 +174,7 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
         store.phases = data.phases
         hot = data.hot[0]
         hot_ids = {s.id for s in data.hot}
-        with repo.reading():
+        with uow.reading():
             mid = (data.first_number + data.last_number) // 2
             note = (
                 NoteRow.select(NoteRow.id, NoteRow.number, NoteRow.org_number)

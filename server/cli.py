@@ -251,11 +251,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .store import repository as repo
+    from .store import audit, uow
 
     _open(_settings(args))
-    with repo.reading():
-        events = repo.list_events(args.org, args.note_id)
+    with uow.reading():
+        events = audit.list_events(args.org, args.note_id)
     _print(
         [
             {
@@ -276,15 +276,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_purge_requests(args: argparse.Namespace) -> int:
     from .service.clock import now_us
-    from .store import repository as repo
+    from .store import request_ids, uow
 
     if args.older_than < MIN_REQUEST_ID_RETENTION:
         raise ValidationFailed(
             [("older_than", f"must be at least {MIN_REQUEST_ID_RETENTION} seconds (24 hours)")]
         )
     _open(_settings(args))
-    with repo.writing():
-        purged = repo.purge_requests(now_us() - args.older_than * 1_000_000)
+    with uow.writing():
+        purged = request_ids.purge_requests(now_us() - args.older_than * 1_000_000)
     _print({"purged": purged})
     return 0
 
@@ -317,7 +317,7 @@ def _webhook_json(w, secret: str = "") -> dict:
 def cmd_webhooks(args: argparse.Namespace) -> int:
     from .domain.paging import PageTokens
     from .service import webhooks
-    from .store import repository as repo
+    from .store import uow
     from .store import webhooks as store
 
     settings = _settings(args)
@@ -325,7 +325,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     tokens = PageTokens(settings.resolved_jwt_secret().encode())
     org = getattr(args, "org", None)
     if org is None:  # the operator names a webhook by id alone
-        with repo.reading():
+        with uow.reading():
             org = store.org_of(args.id)
         if org is None:
             print(f"error: no webhook {args.id}", file=sys.stderr)

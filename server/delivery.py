@@ -34,8 +34,7 @@ from .service import addresses, sealing
 from .service import webhooks as service
 from .service.clock import now_us
 from .service.events import FeedEvent
-from .store import outbox
-from .store import repository as repo
+from .store import outbox, uow
 from .store import webhooks as store
 from .telemetry import metrics
 
@@ -211,10 +210,10 @@ class Deliverer:
 
     def _claim(self) -> list[store.Claimed]:
         now = now_us()
-        with repo.reading():  # SQLite: no write lock taken while there is nothing to do
+        with uow.reading():  # SQLite: no write lock taken while there is nothing to do
             if not store.any_due(now):
                 return []
-        with repo.writing():
+        with uow.writing():
             return store.claim(now, now + self._lease_us(), BATCH)
 
     def _send(self, http: httpx.Client, batch: list[store.Claimed]) -> list[tuple]:
@@ -236,7 +235,7 @@ class Deliverer:
     def _record(self, done: list[tuple]) -> None:
         """The outcomes of one batch, in one transaction that also ends the lease."""
         logged = []
-        with repo.writing():
+        with uow.writing():
             if not store.release(done[0][0], now_us()):
                 return
             for claimed, outcome, at in done:
@@ -283,7 +282,7 @@ class Deliverer:
                 try:
                     if time.monotonic() - counted_at >= PENDING_COUNT_SECONDS:
                         counted_at = time.monotonic()
-                        with repo.reading():
+                        with uow.reading():
                             metrics.get().webhook_pending.set(store.pending_count())
                     batch = self._claim()
                     if batch:

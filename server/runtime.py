@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
-from .store import db, migrations, repository
+from .store import db, migrations
+from .store import notes as note_store
 from .telemetry import metrics, tracing
 
 log = logging.getLogger("notes")
@@ -299,7 +300,7 @@ def _serve(settings: Settings, reuse_port: bool) -> int:
     )
     migrations.migrate(engine)
     db.warm(settings.pool_size())  # descriptors the database needs, taken before any flood
-    for memo in (repository.DECODED, convert.RENDERED):
+    for memo in (note_store.DECODED, convert.RENDERED):
         memo.resize(settings.note_cache)
     running = create_server(settings, reuse_port=reuse_port)
     running.server.start()

@@ -44,8 +44,7 @@ from .domain.model import (
 )
 from .rpc import convert as c
 from .service.clock import now_us
-from .store import imports
-from .store import repository as repo
+from .store import audit, imports, uow
 from .store.bulk import ulid_string
 
 BATCH = 5000
@@ -66,14 +65,14 @@ def export(org: str, out: IO[str], *, page: int = 1000) -> int:
     """Writes org's subjects, notes (deleted too) and their audit events; returns the number
     of notes."""
     count = 0
-    with repo.reading():
+    with uow.reading():
         for s in imports.all_subjects(org):
             out.write(json.dumps({"subject": json_format.MessageToDict(c.subject_out(s))}) + "\n")
     after = 0
     while True:
-        with repo.reading():
+        with uow.reading():
             notes = imports.export_page(org, after, page)
-            history = repo.list_events_of(org, [n.id for n in notes])
+            history = audit.list_events_of(org, [n.id for n in notes])
         for n in notes:
             out.write(_line(c.note_out(n)) + "\n")
             for e in history[n.id]:
@@ -415,7 +414,7 @@ def import_lines(
     events: dict[str, list[NoteEvent]] = {}
 
     def flush() -> None:
-        with repo.writing():
+        with uow.writing():
             imports.ensure_subjects(org, list(subjects.values()), now_us())
             written = imports.write_notes(org, notes, events)
         out.created += written.created

@@ -14,7 +14,7 @@ from notes.v1 import notes_pb2_grpc as pb_grpc
 from server.domain.model import SubjectType
 from server.service import credentials
 from server.service.clock import now_us
-from server.store import repository as repo
+from server.store import uow
 from server.store.models import ApiKeyRow
 
 from .conftest import JWT_SECRET, error_info
@@ -88,7 +88,7 @@ def test_an_expired_key_is_refused(tenant):
     # create_key takes only a lifetime in the future, so the store is told the key has
     # expired: its expiry is moved to now, before the server ever looked it up.
     ended = credentials.create_key(tenant.org, "u", "U", ["notes:read"], "t", 3600)
-    with repo.writing():
+    with uow.writing():
         ApiKeyRow.update(expire_time=now_us()).where(ApiKeyRow.key_id == ended.key_id).execute()
     assert refused(tenant, f"Bearer {ended.secret}") == "API_KEY_EXPIRED"
     call(tenant, f"Bearer {live.secret}")  # the other key of the same organization still works

@@ -8,13 +8,12 @@ import re
 from notes.v1 import notes_pb2 as pb
 
 from server.rpc.convert import ref_out
-from server.store import bulk
-from server.store import repository as repo
+from server.store import bulk, uow
 from server.store.models import NoteRow, SubjectRow
 
 
 def _stored(org: str) -> list[NoteRow]:
-    with repo.reading():
+    with uow.reading():
         return list(NoteRow.select().where(NoteRow.org == org).order_by(NoteRow.number.desc()))
 
 
@@ -44,7 +43,7 @@ def test_bulk_loaded_notes_read_through_the_service(service, tenant):
     assert len(rows) == 2_000
     assert data.last_number >= data.first_number + 1_999
     assert all(r.id.startswith("note_") and len(r.id) == 31 for r in rows)
-    with repo.reading():
+    with uow.reading():
         assert SubjectRow.select().where(SubjectRow.org == tenant.org).count() >= 200
     live = [r for r in rows if r.delete_time is None]
 

@@ -12,7 +12,7 @@ import pytest
 from notes.v1 import notes_pb2 as pb
 from notes.v1 import notes_pb2_grpc as pb_grpc
 
-from server.store import repository as repo
+from server.store import uow
 from server.store.models import NoteEventRow, NoteLinkRow, NoteRow, NoteTagRow, RequestRow
 
 from .conftest import new_tenant, start_service, stop_service
@@ -88,7 +88,7 @@ def test_sigkill_mid_load_keeps_every_acknowledged_create(service, channel, tmp_
     finally:
         stop_service(revived)
 
-    with repo.reading():
+    with uow.reading():
         notes = list(NoteRow.select().where(NoteRow.org == tenant.org))
         requests = RequestRow.select().where(RequestRow.org == tenant.org).count()
         links = defaultdict(set)

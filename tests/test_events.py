@@ -204,8 +204,7 @@ def test_paging_under_concurrent_writers_sees_every_event_exactly_once(service, 
     older transaction holds an event uncommitted while later ones commit: the reader must not
     pass it (it would never see it), so nothing newer is returned until it commits."""
     from server.service.events import new_event_id
-    from server.store import outbox
-    from server.store import repository as repo
+    from server.store import outbox, uow
 
     stub = events_stub(tenant.channel)
     created: list[str] = []
@@ -226,7 +225,7 @@ def test_paging_under_concurrent_writers_sees_every_event_exactly_once(service, 
     appended, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with repo.writing():
+        with uow.writing():
             outbox.append(
                 tenant.org,
                 held_id,

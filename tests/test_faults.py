@@ -21,7 +21,7 @@ from grpc_status import rpc_status
 from notes.v1 import notes_pb2 as pb
 from notes.v1 import notes_pb2_grpc as pb_grpc
 
-from server.store import repository as repo
+from server.store import uow
 
 from .conftest import error_info, new_tenant, start_service, stop_service
 from .proxy import Proxy
@@ -220,7 +220,7 @@ def test_a_writer_queue_held_by_another_process_is_waited_for_only_so_long(servi
         os.close(fd)  # releases the lock
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "locked" not in (e.value.details() or "")
-    assert repo.WRITE_WAIT_SECONDS <= elapsed < repo.WRITE_WAIT_SECONDS + 5
+    assert uow.WRITE_WAIT_SECONDS <= elapsed < uow.WRITE_WAIT_SECONDS + 5
     assert tenant.create("after the holder let go", timeout=10).note.version == 1
     listed = tenant.notes.ListNotes(pb.ListNotesRequest(subject=CUS_1), metadata=tenant.auth)
     assert [n.body for n in listed.notes] == ["after the holder let go"]

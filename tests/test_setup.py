@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 
 from server.domain.model import Author, AuthorType, Principal
 from server.service import credentials, webhooks
-from server.store import repository as repo
+from server.store import uow
 from server.store import webhooks as webhook_store
 from server.store.models import ApiKeyRow
 
@@ -78,10 +78,10 @@ def test_reseal_moves_every_secret_to_a_new_first_key(service, monkeypatch):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    with repo.reading():
+    with uow.reading():
         sealed = ApiKeyRow.get(ApiKeyRow.key_id == key.key_id).secret_sealed
     assert credentials.SecretBox([new]).open(sealed) == key.secret  # the old key can go now
     assert credentials.SecretBox([old]).open(sealed) is None
-    with repo.reading():
+    with uow.reading():
         sealed = webhook_store.get("org_reseal", hook.id).sealed_secret
     assert credentials.SecretBox([new]).open(sealed) == hook_secret  # webhooks' too

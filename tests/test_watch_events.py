@@ -214,14 +214,13 @@ def test_watchers_are_capped_and_a_cancelled_one_frees_its_slot(watched):
 
 
 def test_expired_events_are_purged_by_the_running_server(feed, tenant, watched):
-    from server.store import repository as repo
+    from server.store import db, uow
 
     old = tenant.create("old").note
     new = tenant.create("new").note
-    with repo.writing():
-        repo.db.current().database.execute_sql(
-            'UPDATE "events" SET "event_time" = 1 WHERE "note_id" = '
-            + repo.db.current().database.param,
+    with uow.writing():
+        db.current().database.execute_sql(
+            'UPDATE "events" SET "event_time" = 1 WHERE "note_id" = ' + db.current().database.param,
             (old.id,),
         )
     deadline = time.monotonic() + 20

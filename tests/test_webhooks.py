@@ -23,7 +23,7 @@ from server.config import Settings
 from server.domain import model as m
 from server.service import credentials, sealing
 from server.service.credentials import SecretBox
-from server.store import repository as repo
+from server.store import db, uow
 from server.store import webhooks as store
 
 from .conftest import (
@@ -86,8 +86,8 @@ def test_the_secret_is_shown_once_and_stored_sealed(service, tenant):
     hooks, auth = stub(tenant)
     got = hooks.GetWebhook(wpb.GetWebhookRequest(id=hook.id), metadata=auth).webhook
     assert got == hook
-    database = repo.db.current().database
-    with repo.reading():
+    database = db.current().database
+    with uow.reading():
         sql = f'SELECT "sealed_secret" FROM "webhooks" WHERE "id" = {database.param}'
         (stored,) = database.execute_sql(sql, (hook.id,)).fetchone()
     secret_b64 = created.secret.removeprefix("whsec_")

@@ -27,8 +27,7 @@ from ..config import Settings
 from ..domain.cursors import Cursor
 from ..service.clock import now_us
 from ..service.events import FeedEvent
-from ..store import db, feed
-from ..store import repository as repo
+from ..store import db, feed, uow
 
 log = logging.getLogger("notes.events")
 
@@ -155,15 +154,15 @@ class NatsPublisher(threading.Thread):
             )
 
     def _read(self, position: tuple[int, int]):
-        with repo.reading():
+        with uow.reading():
             return feed.read_all(position, BATCH)
 
     def _save(self, position: tuple[int, int]) -> None:
-        with repo.writing():
+        with uow.writing():
             feed.save_position(self.consumer, position, now_us())
 
     def _load(self) -> tuple[int, int]:
-        with repo.reading():
+        with uow.reading():
             return feed.load_position(self.consumer)
 
     async def _publish(self, leadership: _Leadership) -> None:

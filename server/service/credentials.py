@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from ..domain.errors import PermissionDenied, Unauthenticated
 from ..domain.model import Author, AuthorType, Principal, Scope, Surface
 from ..domain.validation import Violations, check_id
-from ..store import repository as repo
+from ..store import keys, uow
 from .clock import now_us
 
 DEFAULT_ORG = "default"
@@ -171,11 +171,11 @@ class Authenticator:
             hit = self._cache.get(cache_key)
         if hit is not None and now - hit.loaded_at < CACHE_SECONDS:
             return hit.row
-        with repo.reading():
+        with uow.reading():
             if by == "secret":
-                row = repo.find_key(secret_hash=hash_secret(value))
+                row = keys.find_key(secret_hash=hash_secret(value))
             else:
-                row = repo.find_key(key_id=value[:200])
+                row = keys.find_key(key_id=value[:200])
         with self._lock:
             if len(self._cache) >= CACHE_MAX:
                 self._cache.clear()
@@ -229,8 +229,8 @@ class Authenticator:
         if abs(timestamp - now) > OAUTH_WINDOW_SECONDS:
             raise _oauth_failure("OAUTH_TIMESTAMP_INVALID", "the timestamp is out of range")
         nonce = params["oauth_nonce"][:256]
-        with repo.writing():
-            fresh = repo.use_nonce(
+        with uow.writing():
+            fresh = keys.use_nonce(
                 row.key_id, nonce, timestamp, ref[:64], now - OAUTH_WINDOW_SECONDS
             )
         if not fresh:
@@ -349,8 +349,8 @@ def create_key(
     key_id = "key_" + secrets.token_hex(8)
     secret = "sk_" + secrets.token_urlsafe(32)
     now = now_us()
-    with repo.writing():
-        repo.insert_key(
+    with uow.writing():
+        keys.insert_key(
             {
                 "key_id": key_id,
                 "secret_hash": hash_secret(secret),
@@ -372,8 +372,8 @@ def reseal_keys(box: SecretBox) -> dict[str, int]:
     new key was put first. Secrets no configured key opens are left as they are and counted."""
     from ..store import webhooks
 
-    with repo.reading():
-        rows = [(r.key_id, r.secret_sealed, repo.set_key_sealed) for r in repo.list_all_keys()]
+    with uow.reading():
+        rows = [(r.key_id, r.secret_sealed, keys.set_key_sealed) for r in keys.list_all_keys()]
         rows += [(i, s, webhooks.set_sealed_secret) for i, s in webhooks.sealed_secrets()]
     done = unreadable = 0
     for owner, sealed, store in rows:
@@ -384,20 +384,20 @@ def reseal_keys(box: SecretBox) -> dict[str, int]:
         except (InvalidToken, ValueError):
             unreadable += 1
             continue
-        with repo.writing():
+        with uow.writing():
             store(owner, resealed)
         done += 1
     return {"resealed": done, "unreadable": unreadable}
 
 
 def revoke_key(key_id: str) -> bool:
-    with repo.writing():
-        return repo.revoke_key(key_id, now_us())
+    with uow.writing():
+        return keys.revoke_key(key_id, now_us())
 
 
 def list_keys(org: str) -> list[dict[str, object]]:
-    with repo.reading():
-        rows = repo.list_keys(org)
+    with uow.reading():
+        rows = keys.list_keys(org)
     return [
         {
             "key_id": r.key_id,

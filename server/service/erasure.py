@@ -1,12 +1,12 @@
 """Erasure (the right to be forgotten) and the retention of soft-deleted notes.
 
 An erasure destroys notes outright: their rows, tags, links, full-text rows, audit events and
-the stored request responses that hold their text (repository.erase_notes). Erasing a subject
+the stored request responses that hold their text (erasure.erase_notes). Erasing a subject
 also removes it from other notes' linked records (each such note gets a new version and an
 UPDATE audit event), clears its display name and archives it; the subject row stays, so its id
 is not silently registered afresh. One row in `erasures` records who erased what and how many
 notes, never any content. After the transaction commits, SQLite's WAL is checkpointed and
-truncated and PostgreSQL's tables are vacuumed (repository.after_erasure).
+truncated and PostgreSQL's tables are vacuumed (erasure.after_erasure).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from ..domain import validation
 from ..domain.errors import SubjectNotFound
 from ..domain.model import Author, AuthorType, Principal, Scope, Subject, SubjectRef, SubjectType
-from ..store import repository as repo
+from ..store import erasure, uow
+from ..store import notes as note_store
+from ..store import subjects as subject_store
 from . import events, requests
 from .clock import now_us
 from .notes import require, write_version
@@ -40,7 +42,7 @@ def _unlink(p: Principal, target: Subject, request_id: str) -> int:
     """Removes target from the linked records of every note naming it; returns how many links
     went. Each changed note gets a new version and an UPDATE event."""
     removed = 0
-    for note in repo.notes_linking(p.org, target.type, target.id):
+    for note in note_store.notes_linking(p.org, target.type, target.id):
         links = [r for r in note.linked_records if r.key != (target.type.value, target.id)]
         if len(links) == len(note.linked_records):
             continue
@@ -66,7 +68,7 @@ def erase_subject(
     validation.validate_subject_key(subject_type, subject_id, request_id)
 
     def work() -> Erased:
-        subject = repo.lock_subject(p.org, subject_type, subject_id)
+        subject = subject_store.lock_subject(p.org, subject_type, subject_id)
         if subject is None:
             raise SubjectNotFound(
                 f"{subject_type.value} {subject_id!r} is not registered",
@@ -74,18 +76,18 @@ def erase_subject(
             )
         targets = [subject]
         if subject.type is SubjectType.ORDER:
-            for item in repo.order_items(p.org, subject.id):
+            for item in subject_store.order_items(p.org, subject.id):
                 targets.append(Subject(SubjectType.ORDER_ITEM, item, subject.id))
-        numbers = repo.subject_note_numbers(p.org, subject.type, subject.id)
-        erased = repo.erase_notes(p.org, numbers)
+        numbers = note_store.subject_note_numbers(p.org, subject.type, subject.id)
+        erased = erasure.erase_notes(p.org, numbers)
         events.record_erased(p.org, p.author, erased, request_id=request_id, at=now_us())
         removed = sum(_unlink(p, t, request_id) for t in targets)
         now = now_us()
         for t in targets:
-            repo.forget_subject(p.org, t, now)
+            subject_store.forget_subject(p.org, t, now)
         if erased:
-            repo.compact_search_index()
-        repo.add_erasure(
+            erasure.compact_search_index()
+        erasure.add_erasure(
             p.org,
             reason="subject",
             subject=SubjectRef(subject.type, subject.id),
@@ -107,7 +109,7 @@ def erase_subject(
         lambda data: Erased(**data),
     )
     if not replayed:
-        repo.after_erasure()
+        erasure.after_erasure()
     return result, replayed
 
 
@@ -120,15 +122,15 @@ def purge_deleted(older_than_us: int) -> int:
     actor = Author(AuthorType.SYSTEM, "purge-deleted")
     total = 0
     while True:
-        with repo.writing():
-            found = repo.deleted_note_numbers(cutoff, PURGE_BATCH)
+        with uow.writing():
+            found = note_store.deleted_note_numbers(cutoff, PURGE_BATCH)
             by_org: dict[str, list[int]] = defaultdict(list)
             for org, number in found:
                 by_org[org].append(number)
             for org, numbers in by_org.items():
-                erased = repo.erase_notes(org, numbers)
+                erased = erasure.erase_notes(org, numbers)
                 events.record_erased(org, actor, erased, request_id="", at=now_us())
-                repo.add_erasure(
+                erasure.add_erasure(
                     org,
                     reason="retention",
                     subject=None,
@@ -142,7 +144,7 @@ def purge_deleted(older_than_us: int) -> int:
         if len(found) < PURGE_BATCH:
             break
     if total:
-        with repo.writing():
-            repo.compact_search_index()
-        repo.after_erasure()
+        with uow.writing():
+            erasure.compact_search_index()
+        erasure.after_erasure()
     return total

@@ -19,8 +19,7 @@ from ..domain.cursors import Cursor
 from ..domain.errors import EventCursorExpired, TooManyWatchers
 from ..domain.model import Author, Note, Principal, SubjectRef, SubjectType, Surface, Visibility
 from ..domain.validation import Violations, check_id, check_page_size
-from ..store import outbox
-from ..store import repository as repo
+from ..store import outbox, uow
 from . import webhooks
 from .clock import now_us
 
@@ -180,7 +179,7 @@ def _read(org: str, start: Cursor, limit: int, q: EventQuery) -> tuple[list[Feed
     page is full, otherwise a position past everything committed when the read began (on
     PostgreSQL, outbox.horizon: a later commit can never sort before it)."""
     subject = (q.subject.type.value, q.subject.id) if q.subject is not None else None
-    with repo.reading():
+    with uow.reading():
         mark = outbox.horizon()  # first: everything below it committed before the read
         rows = outbox.read(org, start.position, limit, types=list(q.types), subject=subject)
     page = [FeedEvent(r, Cursor(r.txid, r.seq, r.event_time).encode()) for r in rows]
@@ -291,7 +290,7 @@ def purge_expired(retention_days: int, batch: int = 1000) -> int:
     cutoff = now_us() - retention_days * DAY_US
     total = 0
     while True:
-        with repo.writing():
+        with uow.writing():
             purged = outbox.purge(cutoff, batch)
         total += purged
         if purged < batch:

@@ -33,7 +33,9 @@ from ..domain.model import (
     Surface,
 )
 from ..domain.paging import PageTokens
-from ..store import repository as repo
+from ..store import audit, search, uow
+from ..store import notes as note_store
+from ..store import subjects as subject_store
 from . import events, requests
 from .clock import now_us
 
@@ -94,7 +96,7 @@ def _check_subjects(
     """The subject and the links as registered (order items with their order); refuses
     unknown or archived records, and an order item named under another order."""
     refs = ([subject] if subject else []) + links
-    known = repo.get_subjects(p.org, refs)
+    known = subject_store.get_subjects(p.org, refs)
     for field, ref in [("subject", subject)] + [
         (f"linked_records[{i}]", r) for i, r in enumerate(links)
     ]:
@@ -166,8 +168,8 @@ def _insert_new(p: Principal, fields: NoteFields, surface: Surface, request_id: 
         version=1,
     )
     note.subject, note.linked_records = subject, links
-    note.row, note.number = repo.insert_note(p.org, note)
-    repo.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
+    note.row, note.number = note_store.insert_note(p.org, note)
+    audit.add_event(p.org, note.id, _event(p, "CREATE", surface, request_id, 0, 1))
     events.record(p, "CREATE", None, note, surface=surface, request_id=request_id, at=now)
     return note
 
@@ -236,8 +238,8 @@ def get_note(p: Principal, *, note_id: str = "", number: int = 0) -> Note:
     require(p, READ)
     if not number:
         validation.validate_note_id(note_id)
-    with repo.reading():
-        note = repo.get_note(p.org, note_id=note_id, number=number)
+    with uow.reading():
+        note = note_store.get_note(p.org, note_id=note_id, number=number)
     if note is None:
         raise _not_found(note_id or str(number))
     return note
@@ -263,7 +265,7 @@ def _change(
     read, so no concurrent change is ever overwritten unseen."""
 
     def work() -> Note:
-        note = repo.get_note(p.org, note_id=note_id, for_update=True)
+        note = note_store.get_note(p.org, note_id=note_id, for_update=True)
         if note is None:
             raise _not_found(note_id)
         if expected and note.version != expected:
@@ -278,7 +280,7 @@ def _change(
             request_id=request_id,
             index_changed=index_changed,
         ):
-            current = repo.get_note(p.org, note_id=note_id)
+            current = note_store.get_note(p.org, note_id=note_id)
             raise VersionConflict(expected or note.version, current.version if current else 0)
         return changed
 
@@ -302,12 +304,12 @@ def write_version(
     # as the version they saw (ShelfCycle's If-Match), so no two versions of a note may share
     # one.
     changed.update_time = max(now_us(), before.update_time + 1000)
-    if not repo.update_note(
+    if not note_store.update_note(
         p.org, changed, read_version=before.version, index_changed=index_changed
     ):
         return False
     event = _event(p, action, surface, request_id, before.version, changed.version)
-    repo.add_event(p.org, before.id, event)
+    audit.add_event(p.org, before.id, event)
     events.record(
         p, action, before, changed, surface=surface, request_id=request_id, at=event.event_time
     )
@@ -436,15 +438,15 @@ def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
     size = validation.effective_page_size(q.page_size)
     fingerprint = _filter_fingerprint(q)
     before = tokens.read(q.page_token, fingerprint) if q.page_token else 0
-    with repo.reading():
+    with uow.reading():
         # Counted first, so that an offset past the end reads no rows at all.
         counted = q.include_total_size or q.offset > validation.OFFSET_MAX
-        total = repo.count_notes(p.org, q) if counted else 0
+        total = search.count_notes(p.org, q) if counted else 0
         if counted and q.offset and q.offset >= total:
             notes = []
         else:
             validation.validate_offset_walk(q.offset)
-            notes = repo.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
+            notes = search.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
     page = NotePage(notes[:size], total_size=total if q.include_total_size else 0)
     if len(notes) > size:
         page.next_page_token = tokens.issue(fingerprint, page.notes[-1].row)
@@ -454,8 +456,8 @@ def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
 def note_history(p: Principal, note_id: str) -> list[NoteEvent]:
     require(p, READ)
     validation.validate_note_id(note_id)
-    with repo.reading():
-        events = repo.list_events(p.org, note_id)
+    with uow.reading():
+        events = audit.list_events(p.org, note_id)
     if not events:
         raise _not_found(note_id)
     return events

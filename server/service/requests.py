@@ -2,7 +2,7 @@
 
 A completed request with the same id replays its first response and changes nothing; another
 payload under the same id is refused (REQUEST_ID_REUSED); one still under way is ABORTED
-(REQUEST_IN_FLIGHT, repo.writing_request). The response is recorded in the same transaction
+(REQUEST_IN_FLIGHT, request_ids.writing_request). The response is recorded in the same transaction
 as the change, and the primary key of request_ids decides races between replicas.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..domain.errors import RequestIdReused
 from ..domain.model import Principal
-from ..store import repository as repo
+from ..store import request_ids, uow
 from .clock import now_us
 
 T = TypeVar("T")
@@ -39,21 +39,21 @@ def once(
     given; (the first result, True) for a completed repeat. payload() is what must match
     between repeats; it is only asked for under a request id."""
     if not request_id:
-        with repo.writing():
+        with uow.writing():
             return work(), False
     expected = fingerprint(method, payload())
     try:
-        with repo.writing_request(p.org, method, request_id):
-            earlier = repo.find_request(p.org, method, request_id)
+        with request_ids.writing_request(p.org, method, request_id):
+            earlier = request_ids.find_request(p.org, method, request_id)
             if earlier is None:
                 result = work()
                 response = json.dumps(encode(result), ensure_ascii=False)
-                repo.save_request(p.org, method, request_id, expected, response, now_us())
+                request_ids.save_request(p.org, method, request_id, expected, response, now_us())
                 return result, False
-    except repo.IntegrityError:
+    except uow.IntegrityError:
         # Another replica committed the same request id between our look-up and our insert.
-        with repo.reading():
-            earlier = repo.find_request(p.org, method, request_id)
+        with uow.reading():
+            earlier = request_ids.find_request(p.org, method, request_id)
         if earlier is None:
             raise
     stored, response = earlier

@@ -8,7 +8,8 @@ from ..domain import validation
 from ..domain.errors import SubjectNotFound, SubjectParentMismatch
 from ..domain.model import Principal, Scope, Subject, SubjectType
 from ..domain.paging import PageTokens
-from ..store import repository as repo
+from ..store import subjects as subject_store
+from ..store import uow
 from . import requests
 from .clock import now_us
 from .notes import require
@@ -30,17 +31,17 @@ def upsert_subject(p: Principal, s: Subject, request_id: str = "") -> tuple[Subj
     require(p, WRITE)
     validation.validate_subject(s.type, s.id, s.parent_id, s.display_name, request_id)
     if s.type is SubjectType.ORDER_ITEM:
-        with repo.reading():
-            parent = repo.get_subject(p.org, SubjectType.ORDER, s.parent_id)
+        with uow.reading():
+            parent = subject_store.get_subject(p.org, SubjectType.ORDER, s.parent_id)
         if parent is None:
             raise _not_found(SubjectType.ORDER, s.parent_id)
 
     def work() -> tuple[Subject, bool]:
-        existing = repo.get_subject(p.org, s.type, s.id)
+        existing = subject_store.get_subject(p.org, s.type, s.id)
         now = now_us()
         if existing is None:
             created = dataclasses.replace(s, create_time=now, update_time=now)
-            repo.insert_subject(p.org, created)
+            subject_store.insert_subject(p.org, created)
             return created, True
         if existing.parent_id != s.parent_id:
             raise SubjectParentMismatch(
@@ -50,7 +51,7 @@ def upsert_subject(p: Principal, s: Subject, request_id: str = "") -> tuple[Subj
         if s.display_name == existing.display_name:
             return existing, False
         updated = dataclasses.replace(existing, display_name=s.display_name, update_time=now)
-        repo.update_subject(p.org, updated)
+        subject_store.update_subject(p.org, updated)
         return updated, False
 
     for _ in range(2):
@@ -65,7 +66,7 @@ def upsert_subject(p: Principal, s: Subject, request_id: str = "") -> tuple[Subj
                 lambda data: (Subject.from_json(data["subject"]), data["created"]),
             )
             return subject, created, replayed
-        except repo.IntegrityError:
+        except uow.IntegrityError:
             continue  # registered concurrently: read it back as an update
     raise AssertionError("unreachable: the subject exists after a unique violation")
 
@@ -73,8 +74,8 @@ def upsert_subject(p: Principal, s: Subject, request_id: str = "") -> tuple[Subj
 def get_subject(p: Principal, subject_type: SubjectType, subject_id: str) -> Subject:
     require(p, READ)
     validation.validate_subject_key(subject_type, subject_id)
-    with repo.reading():
-        found = repo.get_subject(p.org, subject_type, subject_id)
+    with uow.reading():
+        found = subject_store.get_subject(p.org, subject_type, subject_id)
     if found is None:
         raise _not_found(subject_type, subject_id)
     return found
@@ -89,14 +90,14 @@ def archive_subject(
     validation.validate_subject_key(subject_type, subject_id, request_id)
 
     def work() -> Subject:
-        found = repo.get_subject(p.org, subject_type, subject_id)
+        found = subject_store.get_subject(p.org, subject_type, subject_id)
         if found is None:
             raise _not_found(subject_type, subject_id)
         if found.archive_time is not None:
             return found
         now = now_us()
         archived = dataclasses.replace(found, archive_time=now, update_time=now)
-        repo.update_subject(p.org, archived)
+        subject_store.update_subject(p.org, archived)
         return archived
 
     return requests.once(
@@ -143,8 +144,8 @@ def list_subjects(
     size = validation.effective_page_size(page_size)
     fingerprint = _list_fingerprint(subject_type, parent_id, show_archived)
     after = tokens.read(page_token, fingerprint) if page_token else 0
-    with repo.reading():
-        rows = repo.list_subjects(
+    with uow.reading():
+        rows = subject_store.list_subjects(
             p.org, subject_type, parent_id, show_archived, after=after, limit=size + 1
         )
     page = rows[:size]

@@ -25,7 +25,7 @@ from ..domain import validation
 from ..domain.errors import NotFound, PermissionDenied
 from ..domain.model import Principal, Scope
 from ..domain.paging import PageTokens
-from ..store import repository as repo
+from ..store import uow
 from ..store import webhooks as store
 from ..store.webhooks import DeliveryRow, WebhookRow
 from . import addresses, events, requests, sealing
@@ -171,7 +171,7 @@ def create_webhook(
 
 def get_webhook(p: Principal, webhook_id: str) -> WebhookRow:
     _require(p)
-    with repo.reading():
+    with uow.reading():
         found = store.get(p.org, webhook_id)
     if found is None:
         raise _not_found(webhook_id)
@@ -196,7 +196,7 @@ def list_webhooks(
     size = _page_size(page_size)
     fingerprint = _fingerprint("ListWebhooks", p.org)
     after = tokens.read(page_token, fingerprint) if page_token else 0
-    with repo.reading():
+    with uow.reading():
         rows = store.page(p.org, after, size + 1)
     more = len(rows) > size
     rows = rows[:size]
@@ -283,7 +283,7 @@ def list_deliveries(
     size = _page_size(page_size)
     fingerprint = _fingerprint("ListWebhookDeliveries", p.org, webhook_id)
     after = tokens.read(page_token, fingerprint) if page_token else 0
-    with repo.reading():
+    with uow.reading():
         if store.get(p.org, webhook_id) is None:
             raise _not_found(webhook_id)
         rows = store.deliveries(p.org, webhook_id, after, size + 1)

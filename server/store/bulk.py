@@ -1,8 +1,8 @@
 """The store's bulk path: many notes written straight into the tables, for benchmarks and imports.
 
-Rows are exactly what repository.py writes one at a time (times in microseconds since the epoch,
-tags and links as JSON, ids "note_" + ULID, number the autoincrement key), with their note_tags
-and note_links index rows and a CREATE audit event each. The subjects they attach to are
+Rows are exactly what notes.py and audit.py write one at a time (times in microseconds since
+the epoch, tags and links as JSON, ids "note_" + ULID, number the autoincrement key), with their
+note_tags and note_links index rows and a CREATE audit event each. The subjects they attach to are
 registered first. Notes go in by batches, one transaction per batch:
 
 - SQLite: executemany with explicit numbers; the full-text rows are written per batch by one

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from ..domain.model import Note, NoteEvent, Subject, SubjectType
 from . import db
-from . import repository as repo
 from .bulk import EVENT_COLUMNS, NOTE_COLUMNS, fts_in_one_go
+from .notes import _SELECT_NOTES, _decode_all, note_row, taken_numbers
+from .subjects import list_subjects
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Written:
 
 def _row(org: str, n: Note) -> tuple:
     # The same encoding as a note written by the service, with the keys it kept.
-    values = {"number": n.row, "org_number": n.number, **repo.note_row(org, n)}
+    values = {"number": n.row, "org_number": n.number, **note_row(org, n)}
     return tuple(values[name] for name in NOTE_COLUMNS)
 
 
@@ -118,7 +119,7 @@ def write_notes(org: str, notes: list[Note], events: dict[str, list[NoteEvent]])
     if not fresh:
         return out
     wanted = [n.number for n in fresh if n.number > 0]
-    taken = repo.taken_numbers(org, wanted)
+    taken = taken_numbers(org, wanted)
     used: set[int] = set()
     renumber = []
     for n in fresh:
@@ -203,15 +204,15 @@ def write_notes(org: str, notes: list[Note], events: dict[str, list[NoteEvent]])
 def export_page(org: str, after: int, limit: int) -> list[Note]:
     """Notes of org, deleted too, by number after `after`."""
     p = db.current().database.param
-    sql = f'{repo._SELECT_NOTES}"org" = {p} AND "number" > {p} ORDER BY "number" LIMIT {int(limit)}'
+    sql = f'{_SELECT_NOTES}"org" = {p} AND "number" > {p} ORDER BY "number" LIMIT {int(limit)}'
     rows = db.current().database.execute_sql(sql, (org, after)).fetchall()
-    return repo._decode_all(rows)
+    return _decode_all(rows)
 
 
 def all_subjects(org: str) -> list[Subject]:
     out, after = [], 0
     while True:
-        page = repo.list_subjects(org, None, "", True, after=after, limit=1000)
+        page = list_subjects(org, None, "", True, after=after, limit=1000)
         out.extend(s for _, s in page)
         if len(page) < 1000:
             return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import db
-from .repository import run_sql
+from .uow import run_sql
 
 PENDING = "pending"
 DELIVERED = "delivered"

@@ -46,11 +46,11 @@ def admin_jwt(
 
 def expired_key(tenant: Tenant) -> str:
     """A key of the tenant whose expiry has passed; returns its secret."""
-    from server.store import repository as repo
+    from server.store import uow
     from server.store.models import ApiKeyRow
 
     key = credentials.create_key(tenant.org, "user_1", "Jordan Buyer", SCOPES, "tests", 3600)
-    with repo.writing():
+    with uow.writing():
         ApiKeyRow.update(expire_time=1).where(ApiKeyRow.key_id == key.key_id).execute()
     return key.secret
 

@@ -11,7 +11,7 @@ import pytest
 from woocommerce import API
 from woocommerce.oauth import OAuth
 
-from server.store import repository as repo
+from server.store import uow
 from server.store.models import ApiKeyRow
 from tests.conftest import Tenant
 
@@ -148,7 +148,7 @@ def test_missing_oauth_parameters_and_unknown_keys(service, tenant):
 def test_keys_without_a_sealed_secret_keep_basic_but_cannot_sign(service, tenant, sealed):
     """A key made before secrets were sealed: Basic and query-string auth as before; OAuth is
     WooCommerce's invalid signature."""
-    with repo.writing():
+    with uow.writing():
         ApiKeyRow.update(secret_sealed=sealed).where(ApiKeyRow.key_id == tenant.key_id).execute()
     base = f"{service.http_base}/wp-json/wc/v3/orders/723/notes"
     assert httpx.get(base, auth=(tenant.key_id, tenant.secret)).status_code == 200
@@ -160,7 +160,7 @@ def test_keys_without_a_sealed_secret_keep_basic_but_cannot_sign(service, tenant
 
 
 def test_secrets_are_stored_sealed_never_in_plain_text(service, tenant):
-    with repo.reading():
+    with uow.reading():
         row = ApiKeyRow.get(ApiKeyRow.key_id == tenant.key_id)
     assert row.secret_sealed and tenant.secret not in row.secret_sealed
     assert tenant.secret not in row.secret_hash
