@@ -6,11 +6,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 class Proxy:
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        watch: Callable[[], Callable[[bytes], None]] | None = None,
+    ) -> None:
+        """watch, if given, is called once per connection for a function that is handed
+        what the client sends, before it is passed on."""
         self.upstream = upstream
+        self.watch = watch
         self.port = 0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
@@ -55,12 +63,15 @@ class Proxy:
             server.settimeout(None)
             with self._lock:
                 self._sockets.update((client, server))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            seen = self.watch() if self.watch else None
+            for a, b, see in ((client, server, seen), (server, client, None)):
+                threading.Thread(target=self._pump, args=(a, b, see), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, see=None) -> None:
         try:
             while data := src.recv(65536):
+                if see is not None:
+                    see(data)
                 dst.sendall(data)
         except OSError:
             pass
