@@ -424,8 +424,8 @@ def _set_deleted(
     )
 
 
-# A list's filter fingerprint is a pure function of the filter (asdict, JSON and SHA-256: 13 %
-# of a 20-note ListNotes in-process), so it is kept by the filter's values.
+# A list's filter fingerprint is a pure function of the filter (asdict, JSON and SHA-256, a
+# visible share of a ListNotes: docs/benchmarks.md), so it is kept by the filter's values.
 FINGERPRINTS: Memo[str] = Memo(1000)
 
 

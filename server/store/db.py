@@ -118,8 +118,8 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
 class _PooledPostgres(PooledPostgresqlDatabase):
     """Peewee's pool asks every idle connection `SELECT 1` when it is checked out, to learn
     whether the server still has it: a second round trip for a read that is one SELECT,
-    made under the lock every thread's checkout takes (py-spy: 10 % of GetNote's GIL samples
-    in the pool's connect, most of it waiting on that lock).
+    made under the lock every thread's checkout takes (its cost under load is in
+    docs/benchmarks.md, "PostgreSQL reads: one round trip each").
     A connection the server has closed (a restart, pg_terminate_backend, an idle timeout)
     has something to read on its socket, the server's goodbye or the end of the stream,
     where a live idle connection in autocommit has nothing to say. So the socket is looked
