@@ -157,7 +157,9 @@ def add_newer_notes(store: Store, count: int) -> None:
     """Puts count notes on top of the store that hold none of the searched words, on subjects
     no scenario reads: what a day of writes elsewhere leaves above the notes a search finds.
     Copies of the oldest such notes, with new numbers and ids (SQL, so seconds, not minutes)."""
-    from server.store import bulk, db
+    import bench_dataset
+
+    from server.store import db
 
     engine = db.open_database(store.url, pool_size=1)
     t = store.targets
@@ -168,7 +170,7 @@ def add_newer_notes(store: Store, count: int) -> None:
         ("customer", str(t["cold_customer"])),
         ("order", str(t["woo_order"])),
         ("order", str(t["newstore_order"])),
-    } | {(s.type.value, s.id) for s in bulk.hot_subjects(3)}
+    } | {(s.type.value, s.id) for s in bench_dataset.hot_subjects(3)}
     skip = " AND ".join(f"NOT (subject_type = {ph} AND subject_id = {ph})" for _ in sorted(read))
     without = " AND ".join(f"lower(title || ' ' || body) NOT LIKE {ph}" for _ in sorted(words))
     try:
