@@ -1453,12 +1453,19 @@ def targets(rows: list[Row], floors, transcoding, rss, stores: list[Store]) -> l
             f"{fmt.format(goal)}) {verdict}"
         )
 
+    # Issue 14's goals for reads: SQLite, and PostgreSQL where it differs (its table's
+    # ListNotes goal is for 20 a page; this bench reads 50, which the goal also holds to).
+    postgres = stores[0].kind == "postgres"
     workers = sorted({r.workers for r in rows})
     for w in workers:
         out.append(f"- {w} worker(s), {big} notes:")
-        check("  GetNote / floor", ratio(big, w, "GetNote"), 0.6)
+        check("  GetNote / floor", ratio(big, w, "GetNote"), 0.55 if postgres else 0.65)
         check("  CreateNote / floor", ratio(big, w, "CreateNote"), 0.3)
-        check("  ListNotes page 1 / floor", ratio(big, w, "ListNotes, hot subject, page 1"), 0.4)
+        check(
+            "  ListNotes page 1 / floor",
+            ratio(big, w, "ListNotes, hot subject, page 1"),
+            0.45 if postgres else 0.5,
+        )
         first = by.get((big, w, "ListNotes, hot subject, page 1"))
         deep = by.get((big, w, "ListNotes, hot subject, page 51"))
         if first and deep:

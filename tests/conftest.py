@@ -97,9 +97,12 @@ def start_service(
     cwd: Path,
     *extra: str,
     env_extra=None,
-    preexec_fn=None,
+    prefix: tuple[str, ...] = (),
     stdout=subprocess.DEVNULL,
 ) -> Service:
+    """The service in a process of its own; prefix is a command that runs it (prlimit, say).
+    No preexec_fn: Python code between fork and exec, in a process holding gRPC channels,
+    once crashed the child before exec (gRPC's poller: epoll_wait EBADF)."""
     env = {
         **os.environ,
         "NOTES_DATABASE_URL": database_url,
@@ -117,13 +120,12 @@ def start_service(
         **(env_extra or {}),
     }
     process = subprocess.Popen(
-        [str(BIN / "notes"), "serve", *extra],
+        [*prefix, str(BIN / "notes"), "serve", *extra],
         env=env,
         cwd=cwd,
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=preexec_fn,
     )
     lines: list[str] = []
     ready: dict = {}

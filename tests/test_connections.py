@@ -29,8 +29,8 @@ SHORT = {
 }
 
 
-def low_file_limit() -> None:  # runs in the child, before exec
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+# The service under a 256-file limit, set by util-linux's prlimit before it execs the service.
+LOW_FILE_LIMIT = ("prlimit", "--nofile=256:256", "--")
 
 
 @pytest.fixture(autouse=True, params=["httptools", "h11"])
@@ -46,8 +46,8 @@ def http_parser(request, monkeypatch):
 def own_service(service, tmp_path):
     started = []
 
-    def start(preexec_fn=None, **env: str):
-        svc = start_service(service.database_url, tmp_path, env_extra=env, preexec_fn=preexec_fn)
+    def start(prefix: tuple[str, ...] = (), **env: str):
+        svc = start_service(service.database_url, tmp_path, env_extra=env, prefix=prefix)
         svc.engine = service.engine
         started.append(svc)
         return svc
@@ -177,7 +177,7 @@ def test_a_flood_of_idle_connections_on_one_port_leaves_the_other_serving(
     own_service, channel, flooded
 ):
     tenant = new_tenant(channel)
-    svc = own_service(preexec_fn=low_file_limit)
+    svc = own_service(prefix=LOW_FILE_LIMIT)
     limits = next(json.loads(line) for line in svc.log if '"open_files"' in line)
     assert limits["hard_limit"] == 256
     port = svc.http_port if flooded == "http" else svc.grpc_port

@@ -31,7 +31,9 @@ from starlette.requests import Request
 
 from server.config import Settings
 from server.gateway import app as gateway_app
-from server.gateway import common
+from server.gateway import dialect as gateway_dialect
+from server.gateway.bodies import BODY_LIMIT
+from server.gateway.errors import RETRY_AFTER_DEFAULT, Code, Failure, from_rpc_error
 from tests.conftest import Tenant, lifecycle, new_tenant, start_service, stop_service
 from tests.proxy import Proxy
 
@@ -214,7 +216,7 @@ def test_overload_is_429_with_a_default_retry_after_in_every_dialect(limited, ch
                 for dialect in DIALECTS:
                     refused = dialect.create(client, tenants[dialect.name])
                     assert dialect.error(refused, 429) == RATE_429[dialect.name]
-                    assert refused.headers["Retry-After"] == str(common.RETRY_AFTER_DEFAULT)
+                    assert refused.headers["Retry-After"] == str(RETRY_AFTER_DEFAULT)
         finally:
             for end in ends:
                 end.put(None)
@@ -243,19 +245,19 @@ def _request(method: str = "POST", path: str = "/") -> Request:
 
 @pytest.mark.parametrize("module", gateway_app.DIALECTS, ids=lambda m: m.__name__.split(".")[-1])
 def test_retry_after_is_one_rule_for_every_dialect(module):
-    dialect: common.Dialect = module.DIALECT
+    dialect: gateway_dialect.Dialect = module.DIALECT
     request = _request(path=dialect.prefix)
-    exhausted = common.Code.RESOURCE_EXHAUSTED
+    exhausted = Code.RESOURCE_EXHAUSTED
     cases = [
-        (common.Failure(exhausted, "RATE_LIMITED", metadata={"retryAfterSeconds": "17"}), "17"),
-        (common.Failure(exhausted, "RATE_LIMITED", retry_delay=16.2), "17"),
-        (common.Failure(exhausted, ""), "1"),  # overload: nothing to go by
+        (Failure(exhausted, "RATE_LIMITED", metadata={"retryAfterSeconds": "17"}), "17"),
+        (Failure(exhausted, "RATE_LIMITED", retry_delay=16.2), "17"),
+        (Failure(exhausted, ""), "1"),  # overload: nothing to go by
     ]
     for failure, seconds in cases:
         response = dialect.respond(failure, request)
         assert response.status_code == 429
         assert response.headers["Retry-After"] == seconds
-    ok = dialect.respond(common.Failure(common.Code.UNAVAILABLE, ""), request)
+    ok = dialect.respond(Failure(Code.UNAVAILABLE, ""), request)
     assert "retry-after" not in ok.headers
 
 
@@ -273,7 +275,7 @@ def test_retry_information_is_read_from_the_services_status_details():
     err = grpc.aio.AioRpcError(
         grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.aio.Metadata(), trailing, "slow down"
     )
-    failure = common.from_rpc_error(err)
+    failure = from_rpc_error(err)
     assert failure.reason == "RATE_LIMITED"
     assert failure.retry_after() == 30  # 29.4 s, rounded up: a client never retries too early
 
@@ -584,7 +586,7 @@ def test_a_json_body_that_is_not_an_object_is_the_dialects_400(http, tenant, dia
     assert_malformed(dialect, dialect.create(http, tenant, content=json.dumps(value).encode()))
 
 
-# Every dialect reads JSON whatever Content-Type says (see common.read_body): mislabelled
+# Every dialect reads JSON whatever Content-Type says (see bodies.read_body): mislabelled
 # requests from legacy clients (curl -d sends the form type) keep working, and a body that is
 # not JSON is the dialect's malformed-JSON 400, never a 415 or a framework page.
 @by_name
@@ -704,8 +706,8 @@ def _padded(size: int) -> bytes:
 
 @by_name
 def test_a_body_over_1_mib_is_the_dialects_413(http, tenant, dialect):
-    assert common.BODY_LIMIT == 1024 * 1024
-    too_large = _padded(common.BODY_LIMIT + 1)
+    assert BODY_LIMIT == 1024 * 1024
+    too_large = _padded(BODY_LIMIT + 1)
     refused = dialect.create(http, tenant, content=too_large)
     assert dialect.error(refused, 413) == BODY_413[dialect.name]
 
@@ -715,7 +717,7 @@ def test_a_body_over_1_mib_is_the_dialects_413(http, tenant, dialect):
 
     streamed = dialect.create(http, tenant, content=chunks())
     assert dialect.error(streamed, 413) == BODY_413[dialect.name]
-    at_limit = dialect.create(http, tenant, content=_padded(common.BODY_LIMIT))
+    at_limit = dialect.create(http, tenant, content=_padded(BODY_LIMIT))
     assert at_limit.status_code in (400, 422), at_limit.text  # read, then refused as input
 
 
