@@ -159,13 +159,13 @@ def add_newer_notes(store: Store, count: int) -> None:
     Copies of the oldest such notes, with new numbers and ids (SQL, so seconds, not minutes)."""
     import bench_dataset
 
-    from server.store import db
+    from server.store import bulk, db
 
     engine = db.open_database(store.url, pool_size=1)
     t = store.targets
     words = {str(t["word"]), *str(t["phrase"]).strip('"').split()}
     ph = "%s" if engine.is_postgres else "?"
-    columns = [c for c in NOTE_COPY_COLUMNS if c not in ("org_number", "id")]
+    columns = [c for c in bulk.NOTE_COLUMNS if c not in ("number", "org_number", "id")]
     read = {
         ("customer", str(t["cold_customer"])),
         ("order", str(t["woo_order"])),
@@ -197,36 +197,6 @@ def add_newer_notes(store: Store, count: int) -> None:
         engine.database.execute_sql("ANALYZE notes")
     finally:
         db.close()
-
-
-NOTE_COPY_COLUMNS = (
-    "org_number",
-    "id",
-    "org",
-    "subject_type",
-    "subject_id",
-    "subject_parent_id",
-    "note_type",
-    "title",
-    "body",
-    "visibility",
-    "tags",
-    "links",
-    "metadata",
-    "source",
-    "source_type",
-    "author_type",
-    "author_id",
-    "author_name",
-    "created_via",
-    "api_key_id",
-    "purpose",
-    "happened_at",
-    "create_time",
-    "update_time",
-    "delete_time",
-    "version",
-)
 
 
 def load_store(store: Store, notes: int, subjects: int) -> Store:
