@@ -47,6 +47,14 @@ class Violations:
             raise ValidationFailed(self.items)
 
 
+def _tags(v: Violations, tags: list[str]) -> None:
+    """A note's tags and a list's tag filter: the same limits."""
+    if len(tags) > TAGS_MAX:
+        v.add("tags", f"must have at most {TAGS_MAX} items")
+    for i, tag in enumerate(tags):
+        _text(v, f"tags[{i}]", tag, 1, TAG_MAX)
+
+
 def _text(v: Violations, field: str, value: str, lo: int, hi: int) -> None:
     if "\x00" in value:
         v.add(field, "must not contain NUL characters")
@@ -154,10 +162,7 @@ def check_fields(v: Violations, fields: NoteFields, names: tuple[str, ...] = UPD
     if "source_type" in names:
         _text(v, "source_type", fields.source_type, 0, SOURCE_MAX)
     if "tags" in names:
-        if len(fields.tags) > TAGS_MAX:
-            v.add("tags", f"must have at most {TAGS_MAX} items")
-        for i, tag in enumerate(fields.tags):
-            _text(v, f"tags[{i}]", tag, 1, TAG_MAX)
+        _tags(v, fields.tags)
     if "linked_records" in names:
         if len(fields.linked_records) > LINKS_MAX:
             v.add("linked_records", f"must have at most {LINKS_MAX} items")
@@ -227,10 +232,7 @@ def validate_list(q: ListQuery) -> None:
         v.add("author_ids", f"must have at most {AUTHOR_IDS_MAX} items")
     for i, a in enumerate(q.author_ids):
         check_id(v, f"author_ids[{i}]", a)
-    if len(q.tags) > TAGS_MAX:
-        v.add("tags", f"must have at most {TAGS_MAX} items")
-    for i, tag in enumerate(q.tags):
-        _text(v, f"tags[{i}]", tag, 1, TAG_MAX)
+    _tags(v, q.tags)
     _text(v, "query", q.query, 0, QUERY_MAX)
     _text(v, "contains", q.contains, 0, QUERY_MAX)
     check_page_size(v, q.page_size)

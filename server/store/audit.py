@@ -31,25 +31,8 @@ def add_event(org: str, note_id: str, e: NoteEvent) -> None:
 
 
 def list_events(org: str, note_id: str) -> list[NoteEvent]:
-    rows = (
-        NoteEventRow.select()
-        .where((NoteEventRow.org == org) & (NoteEventRow.note_id == note_id))
-        .order_by(NoteEventRow.pk)
-    )
-    return [
-        NoteEvent(
-            action=r.action,
-            actor=Author(AuthorType(r.actor_type), r.actor_id, r.actor_name),
-            surface=Surface(r.surface),
-            request_id=r.request_id,
-            old_version=r.old_version,
-            new_version=r.new_version,
-            event_time=r.event_time,
-            api_key_id=r.api_key_id,
-            purpose=r.purpose,
-        )
-        for r in rows
-    ]
+    """A note's audit trail, oldest first."""
+    return list_events_of(org, [note_id])[note_id]
 
 
 def list_events_of(org: str, note_ids: list[str]) -> dict[str, list[NoteEvent]]:

@@ -187,7 +187,12 @@ def _window(end: int, longest: int) -> tuple[str, int]:
         if end % (1 << larger) or (1 << larger) > longest:
             break
         shift = larger
-    return f"'N{shift}.{(end - 1) >> shift}'", end - (1 << shift)
+    return _lexeme(shift, end), end - (1 << shift)
+
+
+def _lexeme(shift: int, end: int) -> str:
+    """The index's lexeme of the window of 2**shift numbers holding the number end - 1."""
+    return f"'N{shift}.{(end - 1) >> shift}'"
 
 
 def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
@@ -211,7 +216,7 @@ def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset:
     wanted = offset + limit
     rows: list[tuple] = []
     shift = WINDOW_SHIFTS[0]
-    lexeme: str | None = f"'N{shift}.{(end - 1) >> shift}'"
+    lexeme: str | None = _lexeme(shift, end)
     start = ((end - 1) >> shift) << shift  # the first window: from its start up to end
     while end > 0:
         w = _filtered(org, q, window=lexeme)
