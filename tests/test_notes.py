@@ -387,6 +387,39 @@ def test_a_search_finds_the_same_notes_in_the_same_order_across_far_apart_number
     assert ids("quince absent") == ([], 0)
 
 
+def test_a_search_pages_only_its_own_organizations_notes_across_windows(tenant, other_tenant):
+    """PostgreSQL puts a search's probes of every window into one statement: another
+    organization's matches, newer than this one's in every window and in the rest past the
+    longest window, neither show up in its pages nor take any of their places."""
+    mine, theirs = [], []
+    for gap in (0, 5_000, 20_000, 300_000, 70_000_000):
+        _skip_note_numbers(gap)
+        mine.append(tenant.create(f"medlar jam {len(mine)}").note.id)
+        theirs += [other_tenant.create(f"medlar jam {i}").note.id for i in range(3)]
+    mine.reverse()
+    theirs.reverse()
+
+    def ids(who, page_size: int, offset: int = 0) -> list[str]:
+        seen, token = [], ""
+        while True:
+            page = who.notes.ListNotes(
+                pb.ListNotesRequest(
+                    query="medlar", page_size=page_size, page_token=token, offset=offset
+                ),
+                metadata=who.auth,
+            )
+            seen.extend(n.id for n in page.notes)
+            token = page.next_page_token
+            if not token or offset:
+                return seen
+
+    for page_size in (1, 2, 50):
+        assert ids(tenant, page_size) == mine
+        assert ids(other_tenant, page_size) == theirs
+    assert ids(tenant, 2, offset=2) == mine[2:4]
+    assert ids(other_tenant, 4, offset=5) == theirs[5:9]
+
+
 def test_a_listed_note_is_exactly_the_stored_note_whatever_its_text(tenant):
     """SQLite lists read rows as one JSON document; nothing may change on the way."""
     text = 'quote " backslash \\ bell \x07 tab \t rtl \u202e emoji \U0001f600 line \u2028 é'

@@ -9,7 +9,7 @@ import peewee
 from ..domain import search
 from ..domain.model import ListQuery, Note, SubjectType
 from . import db
-from .notes import _NOTE_COLUMNS, _NUMBER, DECODED, _decode_all
+from .notes import _NOTE_COLUMNS, DECODED, _decode_all
 
 
 class _Where:
@@ -107,10 +107,23 @@ def _match(
             else:
                 parts.append("phraseto_tsquery('simple', ?)")
                 params.append(" ".join(t.words))
-        if window is not None:
-            parts.append("?::tsquery")
-            params.append(window)
-        w.add(f"{SEARCH_VECTOR} @@ (" + " && ".join(parts) + ")", *params)
+        query = "(" + " && ".join(parts) + ")"
+        if window is None:
+            w.add(f"{SEARCH_VECTOR} @@ {query}", *params)
+        else:
+            # window: the lexeme of a window of note numbers (or NULL: no window) that the
+            # statement of _windows_sql computes as it runs. So the planner estimates each
+            # condition below at its default, and both together at a few rows whatever the
+            # terms: the second one (the lexeme again, or the terms) is there for that alone.
+            # It plans that statement as 10 probes, and with a large estimate PostgreSQL
+            # compiles it (JIT), which costs far more than the probes.
+            w.add(
+                f"{SEARCH_VECTOR} @@ coalesce({query} && {window}, {query})"
+                f" AND {SEARCH_VECTOR} @@ coalesce({window}, {query})",
+                *params,
+                *params,
+                *params,
+            )
         return
     fts = " AND ".join('"' + " ".join(t.words) + '"' + ("*" if t.prefix else "") for t in terms)
     if fts_driven:
@@ -179,20 +192,14 @@ def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) 
     return _list_sqlite(org, page, w.params)
 
 
-def _window(end: int, longest: int) -> tuple[str, int]:
-    """The longest window of the index that ends at end and is at most longest numbers long
-    (4,096 at least), as its lexeme and its first number."""
-    shift = WINDOW_SHIFTS[0]
-    for larger in WINDOW_SHIFTS[1:]:
-        if end % (1 << larger) or (1 << larger) > longest:
-            break
-        shift = larger
-    return _lexeme(shift, end), end - (1 << shift)
-
-
-def _lexeme(shift: int, end: int) -> str:
-    """The index's lexeme of the window of 2**shift numbers holding the number end - 1."""
-    return f"'N{shift}.{(end - 1) >> shift}'"
+def _next_shift(end: str, longest: str) -> str:
+    """SQL: the shift of the longest window of the index that ends at end and is at most
+    longest numbers long (4,096 at least); NULL (no window: all the rest in one go) once
+    longest reaches 4 times the longest window."""
+    sql = f"CASE WHEN {longest} >= {4 << WINDOW_SHIFTS[-1]} THEN NULL"
+    for shift, larger in zip(WINDOW_SHIFTS, WINDOW_SHIFTS[1:], strict=False):
+        sql += f" WHEN mod({end}, {1 << larger}) <> 0 OR {1 << larger} > {longest} THEN {shift}"
+    return sql + f" ELSE {WINDOW_SHIFTS[-1]} END"
 
 
 def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
@@ -204,49 +211,55 @@ def _list_by_windows(org: str, q: ListQuery, *, before: int, limit: int, offset:
     at most 4 times longer. One query over every match would read and sort all of them (27,418
     notes for a common word at 1M), and walking the notes newest first reads every newer note
     that does not match (40,000 of them once a day of writes to other subjects sits on top); a
-    probe reads neither. Each probe is its own statement, so a page that needs several is put
-    together as keyset pages are: window by window, each as of when it was read, never a note
-    twice."""
-    database = db.current().database
+    probe reads neither. The probes are the steps of one recursive statement: one round trip,
+    one plan, one snapshot."""
+    sql, params = _windows_sql(org, q, before=before, limit=limit, offset=offset)
+    with peewee.__exception_wrapper__:
+        cursor = db.current().database.cursor()
+        cursor.execute(sql, params, prepare=False)
+        return _decode_all(cursor.fetchall())
+
+
+def _windows_sql(org: str, q: ListQuery, *, before: int, limit: int, offset: int):
+    """Each row of "probe" is a window to read: "end", "shift" (its length; NULL for no
+    window, everything below end) and how many notes the page still needs ("left"), with the
+    notes the probe of the window before it found ("found"). The next row follows from
+    those notes as _list_by_windows says; the probes stop once nothing is left to find."""
+    engine = db.current()
+    params: list[object] = []
     if before:
-        end = before
+        end = f"{engine.database.param}::bigint"
+        params.append(before)
     else:
-        newest = database.execute_sql('SELECT max("number") FROM "notes"').fetchone()[0]
-        end = int(newest or 0) + 1
-    wanted = offset + limit
-    rows: list[tuple] = []
-    shift = WINDOW_SHIFTS[0]
-    lexeme: str | None = _lexeme(shift, end)
-    start = ((end - 1) >> shift) << shift  # the first window: from its start up to end
-    while end > 0:
-        w = _filtered(org, q, window=lexeme)
-        w.add('"number" < ?', end)
-        # "number" + 0: the planner must not walk the notes newest first (it cannot tell that
-        # a window's matches may all lie below thousands of newer notes).
-        sql = (
-            f'SELECT {_ALL_COLUMNS} FROM "notes" WHERE {w.sql}'
-            f' ORDER BY "number" + 0 DESC LIMIT {int(wanted - len(rows))}'
-        )
-        with peewee.__exception_wrapper__:
-            # Planned for its own values each time: a generic plan cannot see how few
-            # matches one window holds.
-            cursor = database.cursor()
-            cursor.execute(sql, w.params, prepare=False)
-            found = cursor.fetchall()
-        rows += found
-        if len(rows) >= wanted:
-            break
-        length, end = end - start, start
-        if found:
-            span = found[0][_NUMBER] - start + 1  # found is newest first
-            longest = min(4 * length, (wanted - len(rows)) * span // len(found))
-        else:
-            longest = 4 * length
-        if longest >= 4 << WINDOW_SHIFTS[-1]:  # the rest in one go, without a window
-            lexeme, start = None, 0
-        else:
-            lexeme, start = _window(end, longest)
-    return _decode_all(rows[offset:wanted])
+        end = '(SELECT coalesce(max("number"), 0) + 1 FROM "notes")'
+    lexeme = """quote_literal('N' || "w"."shift" || '.' || (("w"."end" - 1) >> "w"."shift"))"""
+    probe = _filtered(org, q, window=f"{lexeme}::tsquery")
+    params += probe.params
+    found, n = '"f"."found"', 'cardinality("f"."found")'
+    length = '("w"."end" - "s"."start")'
+    density = f'("w"."left" - {n}) * (({found}[1])."number" - "s"."start" + 1) / {n}'
+    # "number" + 0: the planner must neither walk the notes newest first (it cannot tell that
+    # a window's matches may all lie below thousands of newer notes) nor AND a range of the
+    # primary key with what the window's lexeme already says. OFFSET 0: the probe runs once
+    # per window, not once for each mention of "found" below.
+    sql = f"""WITH RECURSIVE "probe" ("end", "shift", "left", "found") AS (
+    SELECT {end}, {WINDOW_SHIFTS[0]}, {int(offset + limit)}, ARRAY[]::"notes"[]
+  UNION ALL
+    SELECT "s"."start", {_next_shift('"s"."start"', '"l"."longest"')}, "w"."left" - {n}, {found}
+    FROM "probe" AS "w",
+      LATERAL (SELECT coalesce((("w"."end" - 1) >> "w"."shift") << "w"."shift", 0) AS "start")
+        AS "s",
+      LATERAL (SELECT ARRAY(SELECT "notes" FROM "notes" WHERE {probe.sql}
+        AND "number" + 0 < "w"."end"
+        ORDER BY "number" + 0 DESC LIMIT "w"."left") AS "found" OFFSET 0) AS "f",
+      LATERAL (SELECT CASE WHEN {n} = 0 THEN 4 * {length}
+        ELSE least(4 * {length}, {density}) END AS "longest") AS "l"
+    WHERE "w"."left" > 0 AND "w"."end" > 0
+)
+SELECT {", ".join(f'"u"."{c}"' for c in _NOTE_COLUMNS)}
+FROM "probe", unnest("probe"."found") AS "u"
+ORDER BY "u"."number" DESC LIMIT {int(limit)} OFFSET {int(offset)}"""
+    return sql, params
 
 
 # Python's sqlite3 module lets go of the GIL for every row it steps through, and with other
