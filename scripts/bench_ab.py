@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
 
-SCENARIOS = ("floor: Health/Check", "GetNote", "ListNotes, hot subject, page 1")
+SCENARIOS = ("floor: Health/Check", "GetNote", bench.LIST_PAGE_1_20, bench.LIST_PAGE_1)
 
 
 def main() -> int:
