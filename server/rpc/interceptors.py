@@ -327,23 +327,36 @@ class Errors(Concern):
     def deserializer(self, deserializer, request_streaming: bool):
         return deserializer if request_streaming else _tolerant(deserializer)
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        try:
-            if isinstance(request, _Undecodable):
-                raise ValidationFailed([("request", "is not a valid message (bad UTF-8?)")])
-            yield
-        except DomainError as e:
-            context.abort_with_status(status.from_error(e))
-        except GeneratorExit:
-            raise  # a stream whose client went away
-        except Exception as e:  # noqa: BLE001
-            if context.code() is not None:
-                raise  # an abort already decided the status
-            errors_log.error(
-                "unexpected_error", extra={"error": type(e).__name__, "method": call.method}
-            )
-            context.abort_with_status(status.internal())
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        return _Mapped(call.method, request, context)
+
+
+class _Mapped:
+    """Errors.around, a class rather than a generator: every call passes it (the concerns'
+    cost: docs/benchmarks.md, "GetNote and ListNotes against the floor")."""
+
+    __slots__ = ("_method", "_request", "_context")
+
+    def __init__(self, method: str, request, context) -> None:
+        self._method, self._request, self._context = method, request, context
+
+    def __enter__(self) -> None:
+        if isinstance(self._request, _Undecodable):
+            e = ValidationFailed([("request", "is not a valid message (bad UTF-8?)")])
+            self._context.abort_with_status(status.from_error(e))
+
+    def __exit__(self, kind, e, traceback) -> bool:
+        if e is None or not isinstance(e, Exception):
+            return False  # GeneratorExit too: a stream whose client went away
+        if isinstance(e, DomainError):
+            self._context.abort_with_status(status.from_error(e))
+        if self._context.code() is not None:
+            return False  # an abort already decided the status
+        errors_log.error(
+            "unexpected_error", extra={"error": type(e).__name__, "method": self._method}
+        )
+        self._context.abort_with_status(status.internal())
+        return False
 
 
 class Deadlines(Concern):
@@ -353,13 +366,29 @@ class Deadlines(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the call began")
-        with cancellation.watching(lambda: not context.is_active()):
-            yield
+        return cancellation.watching(lambda: not context.is_active())
+
+
+class _Setting:
+    """var set to value inside the block."""
+
+    __slots__ = ("_var", "_value", "_token")
+
+    def __init__(self, var: contextvars.ContextVar, value) -> None:
+        self._var, self._value = var, value
+
+    def __enter__(self) -> None:
+        self._token = self._var.set(self._value)
+
+    def __exit__(self, *exc) -> None:
+        self._var.reset(self._token)
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 def _metadata(context, name: str) -> str | None:
@@ -379,8 +408,7 @@ class Credentials(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
         # The surface decides some grants (a Medusa admin token on customer notes).
         principal = self._auth.authenticate(_metadata(context, "authorization"), _surface.get())
         record = _record.get(None)
@@ -389,11 +417,7 @@ class Credentials(Concern):
         if _metadata(context, SURFACE_HEADER) is not None:  # the gateway logs the org too
             context.send_initial_metadata(((ORG_HEADER, principal.org),))
         check_surface(principal, _surface.get())
-        token = _principal.set(principal)
-        try:
-            yield
-        finally:
-            _principal.reset(token)
+        return _Setting(_principal, principal)
 
 
 class RateLimits(Concern):
@@ -403,11 +427,10 @@ class RateLimits(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
         write = call.name not in READ_METHODS
         self._limiter.check(_principal.get(), call.method, write=write)
-        yield
+        return _NOTHING
 
 
 class SurfaceOf(Concern):
@@ -430,13 +453,8 @@ class SurfaceOf(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        token = _surface.set(self._surface(context))
-        try:
-            yield
-        finally:
-            _surface.reset(token)
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        return _Setting(_surface, self._surface(context))
 
 
 def chain(
