@@ -188,8 +188,20 @@ class Concerns(grpc.ServerInterceptor):
         return _FACTORIES[kind](
             behavior,
             request_deserializer=deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=_serialized_as_is(handler.response_serializer),
         )
+
+
+def _serialized_as_is(serializer):
+    """The method's serializer, but a reply that is bytes already (a ListNotesResponse made by
+    convert.list_out) goes as it is."""
+    if serializer is None:
+        return None
+
+    def serialize(reply) -> bytes:
+        return reply if reply.__class__ is bytes else serializer(reply)
+
+    return serialize
 
 
 class AccessLog(Concern):
