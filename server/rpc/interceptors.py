@@ -157,12 +157,16 @@ class Concerns(grpc.ServerInterceptor):
     fixed once the server is built, so the composed one is kept by method name; only names
     the server serves get one (continuation answers None for the others). Health answers from
     threads of its own: with every worker waiting on a stalled database, a Check queued behind
-    them would time out instead of answering."""
+    them would time out instead of answering. Streaming methods (WatchEvents, reflection) run
+    on stream_threads of their own, so that a long stream never holds a unary thread, and unary
+    reads on read_threads (see Settings.read_threads); the rest on the server's pool."""
 
-    def __init__(self, concerns: list[Concern]) -> None:
+    def __init__(self, concerns: list[Concern], stream_threads: int, read_threads: int) -> None:
         self._concerns = concerns
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._health = futures.ThreadPoolExecutor(2, thread_name_prefix="health")
+        self._streams = futures.ThreadPoolExecutor(stream_threads, thread_name_prefix="stream")
+        self._reads = futures.ThreadPoolExecutor(read_threads, thread_name_prefix="read")
 
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -183,8 +187,13 @@ class Concerns(grpc.ServerInterceptor):
             if concern.applies(call):
                 behavior = concern.wrap(call, behavior, handler.response_streaming)
                 deserializer = concern.deserializer(deserializer, handler.request_streaming)
+        # Pools that grpc._server honours; its maximum_concurrent_rpcs counts calls on all of them.
         if method.startswith(HEALTH_PREFIX):
-            behavior.experimental_thread_pool = self._health  # honoured by grpc._server
+            behavior.experimental_thread_pool = self._health
+        elif handler.request_streaming or handler.response_streaming:
+            behavior.experimental_thread_pool = self._streams
+        elif call.name in READ_METHODS and not call.open:
+            behavior.experimental_thread_pool = self._reads
         return _FACTORIES[kind](
             behavior,
             request_deserializer=deserializer,
@@ -474,6 +483,8 @@ def chain(
     limiter: RateLimiter,
     surface_key: bytes,
     *,
+    stream_threads: int,
+    read_threads: int,
     with_metrics: bool = True,
 ) -> list[grpc.ServerInterceptor]:
     """The interceptor: the concerns in order, outermost first: the span holds everything (so
@@ -495,4 +506,4 @@ def chain(
         Credentials(authenticator),
         RateLimits(limiter),
     ]
-    return [Concerns(concerns)]
+    return [Concerns(concerns, stream_threads, read_threads)]
