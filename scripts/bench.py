@@ -494,6 +494,10 @@ def grpc_frame(message) -> bytes:
     return b"\x00" + struct.pack(">I", len(data)) + data
 
 
+LIST_PAGE_1 = "ListNotes, hot subject, page 1"
+LIST_PAGE_1_20 = "ListNotes, hot subject, page 1 (20)"
+
+
 def grpc_scenarios(store: Store, creds: dict[str, str], deep_token: str) -> list[Scenario]:
     from grpc_health.v1 import health_pb2
     from notes.v1 import notes_pb2 as pb
@@ -532,13 +536,22 @@ def grpc_scenarios(store: Store, creds: dict[str, str], deep_token: str) -> list
         ),
         Scenario("CreateNote", "grpc", svc + "CreateNote", grpc_frame(create), "POST", auth),
         Scenario(
-            "ListNotes, hot subject, page 1",
+            LIST_PAGE_1,
             "grpc",
             svc + "ListNotes",
             grpc_frame(pb.ListNotesRequest(subject=hot)),
             "POST",
             auth,
-            note=f"{t['hot_size']:,} notes on the subject, 50 a page",
+            note=f"{t['hot_size']:,} notes on the subject, 50 a page (the default)",
+        ),
+        Scenario(
+            LIST_PAGE_1_20,
+            "grpc",
+            svc + "ListNotes",
+            grpc_frame(pb.ListNotesRequest(subject=hot, page_size=20)),
+            "POST",
+            auth,
+            note=f"{t['hot_size']:,} notes on the subject, 20 a page (issue 14's row)",
         ),
         Scenario(
             "ListNotes, hot subject, page 51",
@@ -738,7 +751,7 @@ def contains_scenarios(server: Server, store: Store, creds: dict[str, str]) -> l
     return out
 
 
-SINGLE_CLIENT = ("GetNote", "ListNotes, hot subject, page 1", "search", "contains")
+SINGLE_CLIENT = ("GetNote", LIST_PAGE_1, "search", "contains")
 SINGLE_SUFFIX = " (1 client)"
 
 
@@ -1119,9 +1132,7 @@ def bench_store(
             scenarios = grpc_scenarios(store, creds, deep_token or "")
             if small:
                 scenarios = [
-                    s
-                    for s in scenarios
-                    if s.name.startswith(("floor", "GetNote", "ListNotes, hot subject, page 1"))
+                    s for s in scenarios if s.name.startswith(("floor", "GetNote", LIST_PAGE_1))
                 ]
             else:
                 scenarios += floor_scenarios() + http_scenarios(store, creds)
@@ -1422,20 +1433,21 @@ def targets(rows: list[Row], floors, transcoding, rss, stores: list[Store]) -> l
             f"{fmt.format(goal)}) {verdict}"
         )
 
-    # Issue 14's goals for reads: SQLite, and PostgreSQL where it differs (its table's
-    # ListNotes goal is for 20 a page; this bench reads 50, which the goal also holds to).
+    # Issue 14's goals for reads: SQLite, and PostgreSQL where it differs. Its ListNotes row
+    # is for 20 a page; the default page of 50 is held to the same goal, as before.
     postgres = stores[0].kind == "postgres"
     workers = sorted({r.workers for r in rows})
     for w in workers:
         out.append(f"- {w} worker(s), {big} notes:")
         check("  GetNote / floor", ratio(big, w, "GetNote"), 0.55 if postgres else 0.65)
         check("  CreateNote / floor", ratio(big, w, "CreateNote"), 0.3)
-        check(
-            "  ListNotes page 1 / floor",
-            ratio(big, w, "ListNotes, hot subject, page 1"),
-            0.45 if postgres else 0.5,
-        )
-        first = by.get((big, w, "ListNotes, hot subject, page 1"))
+        for name, label in ((LIST_PAGE_1_20, "20 a page"), (LIST_PAGE_1, "50 a page")):
+            check(
+                f"  ListNotes page 1 ({label}) / floor",
+                ratio(big, w, name),
+                0.45 if postgres else 0.5,
+            )
+        first = by.get((big, w, LIST_PAGE_1))
         deep = by.get((big, w, "ListNotes, hot subject, page 51"))
         if first and deep:
             check("  page 51 rps / page 1 rps", deep.median("rps") / first.median("rps"), 0.85)
@@ -1450,7 +1462,7 @@ def targets(rows: list[Row], floors, transcoding, rss, stores: list[Store]) -> l
                 else:
                     out.append(f"  - {r.name}: missing ({r.missing[:60]})")
         if small:
-            for base in ("GetNote", "ListNotes, hot subject, page 1"):
+            for base in ("GetNote", LIST_PAGE_1, LIST_PAGE_1_20):
                 for name in (base, base + SINGLE_SUFFIX):
                     a, b = by.get((big, w, name)), by.get((small, w, name))
                     if a and b:

@@ -23,12 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
 
-SCENARIOS = ("floor: Health/Check", "GetNote", "ListNotes, hot subject, page 1")
+SCENARIOS = ("floor: Health/Check", "GetNote", bench.LIST_PAGE_1_20, bench.LIST_PAGE_1)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--trees", required=True, help="comma separated source directories")
+    p.add_argument(
+        "--trees",
+        required=True,
+        help="comma separated source directories (DIR+NAME=VALUE: with env)",
+    )
     p.add_argument("--notes", type=int, default=20_000)
     p.add_argument("--subjects", type=int, default=10_000)
     p.add_argument("--database-url", default="")
@@ -37,6 +41,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=3)
     p.add_argument("--warmup", type=float, default=1)
     p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--scenarios", default="", help="names separated by ; (the floor is added)")
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -49,10 +54,16 @@ def main() -> int:
         bench.load_store(store, args.notes, args.subjects)
         print(f"loaded {args.notes:,} notes in {store.load_seconds:.1f} s", flush=True)
         creds = bench.credentials_for(store, jwt)
-        for i, tree in enumerate(args.trees.split(",")):
-            env = {"PYTHONPATH": f"{tree}:{tree}/generated"}
-            servers[tree] = bench.start_server(store, args.workers, jwt, workdir, env, f"-ab{i}")
-        scenarios = [s for s in bench.grpc_scenarios(store, creds, "") if s.name in SCENARIOS]
+        for i, spec in enumerate(args.trees.split(",")):
+            # DIR, or DIR+NAME=VALUE+...: the same tree served with other settings
+            tree, *settings = spec.split("+")
+            env = {
+                "PYTHONPATH": f"{tree}:{tree}/generated",
+                **dict(s.split("=", 1) for s in settings),
+            }
+            servers[spec] = bench.start_server(store, args.workers, jwt, workdir, env, f"-ab{i}")
+        names = (SCENARIOS[0], *args.scenarios.split(";")) if args.scenarios else SCENARIOS
+        scenarios = [s for s in bench.grpc_scenarios(store, creds, "") if s.name in names]
         for tree, server in servers.items():
             for sc in scenarios:
                 problem = bench.verify(server, sc)

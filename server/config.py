@@ -32,6 +32,9 @@ def _env_floats(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(float(part) for part in value.split(",") if part.strip())
 
 
+MAX_WATCHERS = 4
+SPARE_STREAM_THREADS = 4
+
 # Standard Webhooks' schedule: after the first attempt, retries this many seconds later.
 WEBHOOK_RETRY_SECONDS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -55,7 +58,15 @@ class Settings:
     # Signs the surface (x-notes-surface) the gateway names on its calls to the service.
     gateway_secret: str = field(default_factory=lambda: os.environ.get("NOTES_GATEWAY_SECRET", ""))
     default_org: str = field(default_factory=lambda: os.environ.get("NOTES_DEFAULT_ORG", "default"))
+    # Threads answering unary calls other than reads (writes wait for their commit on these;
+    # SQLite's group commit gathers the writers that wait at once).
     threads: int = field(default_factory=lambda: _env_int("NOTES_THREADS", 16))
+    # Threads answering unary reads (interceptors.READ_METHODS). Few: a read is Python and a
+    # short database call, and every thread more hands the GIL round once more per database
+    # call (what that costs: docs/benchmarks.md, "GetNote and ListNotes against the floor").
+    # Streaming calls (WatchEvents, reflection) have threads of their own (stream_threads()),
+    # health checks two more.
+    read_threads: int = field(default_factory=lambda: _env_int("NOTES_READ_THREADS", 4))
     max_concurrent_rpcs: int = field(
         default_factory=lambda: _env_int("NOTES_MAX_CONCURRENT_RPCS", 64)
     )
@@ -147,7 +158,7 @@ class Settings:
     event_purge_interval_seconds: float = field(
         default_factory=lambda: _env_float("NOTES_EVENT_PURGE_INTERVAL_SECONDS", 3600.0)
     )
-    # Each WatchEvents stream holds one of the threads; 0: a quarter of them.
+    # Each WatchEvents stream holds one of the stream threads; 0: the default.
     max_watchers: int = field(default_factory=lambda: _env_int("NOTES_MAX_WATCHERS", 0))
     events_nats_url: str = field(
         default_factory=lambda: os.environ.get("NOTES_EVENTS_NATS_URL", "")
@@ -203,12 +214,20 @@ class Settings:
         return bool(self.tls_cert)
 
     def effective_max_watchers(self) -> int:
-        return self.max_watchers if self.max_watchers > 0 else max(1, self.threads // 4)
+        return self.max_watchers if self.max_watchers > 0 else MAX_WATCHERS
+
+    def stream_threads(self) -> int:
+        """Threads for streaming calls: one per watcher, and spare ones, so that reflection
+        streams and the refusal of a watcher past the cap never wait for a watcher to end."""
+        return self.effective_max_watchers() + SPARE_STREAM_THREADS
 
     def pool_size(self) -> int:
-        """Database connections a serving process may hold at once: one per RPC thread, one
-        per webhook delivery thread, and a few for background work (purges, publishing)."""
-        return self.threads + (self.webhook_workers if self.webhook_delivery else 0) + 4
+        """Database connections a serving process may hold at once: one per unary thread and
+        per watcher, one per webhook delivery thread, and a few for background work (purges,
+        publishing)."""
+        webhooks = self.webhook_workers if self.webhook_delivery else 0
+        calls = self.threads + self.read_threads + self.effective_max_watchers()
+        return calls + webhooks + 4
 
     def resolved_secret_keys(self) -> list[str]:
         """NOTES_SECRET_KEYS (comma-separated), or one key kept in var/secret-keys."""

@@ -434,7 +434,7 @@ def _serve(settings: Settings, reuse_port: bool, told_to_stop: bool = False) -> 
     )
     migrations.migrate(engine)
     db.warm(settings.pool_size())  # descriptors the database needs, taken before any flood
-    for memo in (note_store.DECODED, convert.RENDERED):
+    for memo in (note_store.DECODED, convert.RENDERED, convert.LISTED):
         memo.resize(settings.note_cache)
     running = create_server(settings, reuse_port=reuse_port)
     running.server.start()

@@ -252,6 +252,42 @@ def test_sigterm_ends_open_streams_and_the_server_within_its_grace(service, tmp_
         stop_service(svc)
 
 
+def test_watchers_and_reflection_streams_leave_the_unary_threads_free(service, tmp_path, tenant):
+    """Streams run on threads of their own: with as many watchers and reflection streams open
+    as there are unary threads, unary calls are still answered at once."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    svc = start_service(
+        service.database_url,
+        tmp_path,
+        "--no-http",
+        env_extra={"NOTES_THREADS": "1", "NOTES_MAX_WATCHERS": "1"},
+    )
+    ends: list[queue.Queue] = []
+    try:
+        with grpc.insecure_channel(svc.grpc_target) as ch:
+            note = tenant.create("still answered").note
+            w = open_watch(ch, tenant.auth)
+            end: queue.Queue = queue.Queue()
+            ends.append(end)
+
+            def requests():
+                yield reflection_pb2.ServerReflectionRequest(list_services="")
+                end.get()  # the stream stays open until the test ends it
+
+            reflection = reflection_pb2_grpc.ServerReflectionStub(ch)
+            info = reflection.ServerReflectionInfo(requests(), timeout=10)
+            assert next(info).list_services_response.service
+            notes = tenant.notes.__class__(ch)
+            got = notes.GetNote(pb.GetNoteRequest(id=note.id), metadata=tenant.auth, timeout=5)
+            assert got.note.id == note.id
+            w.cancel()
+    finally:
+        for end in ends:
+            end.put(None)
+        stop_service(svc)
+
+
 # --- NATS JetStream --------------------------------------------------------------------------
 
 

@@ -8,9 +8,8 @@ Without a transport (the command line, the tests' own set-up) the caller always 
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .errors import CallerGone
 
@@ -19,14 +18,20 @@ _gone: contextvars.ContextVar[Callable[[], bool]] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def watching(gone: Callable[[], bool]) -> Iterator[None]:
-    """Calls inside the block stop at the store's next check once gone() is true."""
-    token = _gone.set(gone)
-    try:
-        yield
-    finally:
-        _gone.reset(token)
+class watching:  # noqa: N801 - used as a function: with watching(gone): ...
+    """Calls inside the block stop at the store's next check once gone() is true. A class, not
+    a generator: every gRPC call enters one."""
+
+    __slots__ = ("_gone", "_token")
+
+    def __init__(self, gone: Callable[[], bool]) -> None:
+        self._gone = gone
+
+    def __enter__(self) -> None:
+        self._token = _gone.set(self._gone)
+
+    def __exit__(self, *exc) -> None:
+        _gone.reset(self._token)
 
 
 def check() -> None:

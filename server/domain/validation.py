@@ -81,7 +81,7 @@ def check_id(v: Violations, field: str, value: str) -> None:
         v.add(field, "is required")
     elif len(value) > ID_MAX:
         v.add(field, f"must be at most {ID_MAX} characters")
-    elif not all(ch.isprintable() for ch in value) or value != value.strip():
+    elif not value.isprintable() or value != value.strip():
         v.add(field, "must be printable characters without surrounding spaces")
     elif _has_surrogate(value):
         v.add(field, "must be valid Unicode")

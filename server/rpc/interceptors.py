@@ -157,12 +157,16 @@ class Concerns(grpc.ServerInterceptor):
     fixed once the server is built, so the composed one is kept by method name; only names
     the server serves get one (continuation answers None for the others). Health answers from
     threads of its own: with every worker waiting on a stalled database, a Check queued behind
-    them would time out instead of answering."""
+    them would time out instead of answering. Streaming methods (WatchEvents, reflection) run
+    on stream_threads of their own, so that a long stream never holds a unary thread, and unary
+    reads on read_threads (see Settings.read_threads); the rest on the server's pool."""
 
-    def __init__(self, concerns: list[Concern]) -> None:
+    def __init__(self, concerns: list[Concern], stream_threads: int, read_threads: int) -> None:
         self._concerns = concerns
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._health = futures.ThreadPoolExecutor(2, thread_name_prefix="health")
+        self._streams = futures.ThreadPoolExecutor(stream_threads, thread_name_prefix="stream")
+        self._reads = futures.ThreadPoolExecutor(read_threads, thread_name_prefix="read")
 
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -183,13 +187,30 @@ class Concerns(grpc.ServerInterceptor):
             if concern.applies(call):
                 behavior = concern.wrap(call, behavior, handler.response_streaming)
                 deserializer = concern.deserializer(deserializer, handler.request_streaming)
+        # Pools that grpc._server honours; its maximum_concurrent_rpcs counts calls on all of them.
         if method.startswith(HEALTH_PREFIX):
-            behavior.experimental_thread_pool = self._health  # honoured by grpc._server
+            behavior.experimental_thread_pool = self._health
+        elif handler.request_streaming or handler.response_streaming:
+            behavior.experimental_thread_pool = self._streams
+        elif call.name in READ_METHODS and not call.open:
+            behavior.experimental_thread_pool = self._reads
         return _FACTORIES[kind](
             behavior,
             request_deserializer=deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=_serialized_as_is(handler.response_serializer),
         )
+
+
+def _serialized_as_is(serializer):
+    """The method's serializer, but a reply that is bytes already (a ListNotesResponse made by
+    convert.list_out) goes as it is."""
+    if serializer is None:
+        return None
+
+    def serialize(reply) -> bytes:
+        return reply if reply.__class__ is bytes else serializer(reply)
+
+    return serialize
 
 
 class AccessLog(Concern):
@@ -327,23 +348,36 @@ class Errors(Concern):
     def deserializer(self, deserializer, request_streaming: bool):
         return deserializer if request_streaming else _tolerant(deserializer)
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        try:
-            if isinstance(request, _Undecodable):
-                raise ValidationFailed([("request", "is not a valid message (bad UTF-8?)")])
-            yield
-        except DomainError as e:
-            context.abort_with_status(status.from_error(e))
-        except GeneratorExit:
-            raise  # a stream whose client went away
-        except Exception as e:  # noqa: BLE001
-            if context.code() is not None:
-                raise  # an abort already decided the status
-            errors_log.error(
-                "unexpected_error", extra={"error": type(e).__name__, "method": call.method}
-            )
-            context.abort_with_status(status.internal())
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        return _Mapped(call.method, request, context)
+
+
+class _Mapped:
+    """Errors.around, a class rather than a generator: every call passes it (the concerns'
+    cost: docs/benchmarks.md, "GetNote and ListNotes against the floor")."""
+
+    __slots__ = ("_method", "_request", "_context")
+
+    def __init__(self, method: str, request, context) -> None:
+        self._method, self._request, self._context = method, request, context
+
+    def __enter__(self) -> None:
+        if isinstance(self._request, _Undecodable):
+            e = ValidationFailed([("request", "is not a valid message (bad UTF-8?)")])
+            self._context.abort_with_status(status.from_error(e))
+
+    def __exit__(self, kind, e, traceback) -> bool:
+        if e is None or not isinstance(e, Exception):
+            return False  # GeneratorExit too: a stream whose client went away
+        if isinstance(e, DomainError):
+            self._context.abort_with_status(status.from_error(e))
+        if self._context.code() is not None:
+            return False  # an abort already decided the status
+        errors_log.error(
+            "unexpected_error", extra={"error": type(e).__name__, "method": self._method}
+        )
+        self._context.abort_with_status(status.internal())
+        return False
 
 
 class Deadlines(Concern):
@@ -353,13 +387,29 @@ class Deadlines(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the call began")
-        with cancellation.watching(lambda: not context.is_active()):
-            yield
+        return cancellation.watching(lambda: not context.is_active())
+
+
+class _Setting:
+    """var set to value inside the block."""
+
+    __slots__ = ("_var", "_value", "_token")
+
+    def __init__(self, var: contextvars.ContextVar, value) -> None:
+        self._var, self._value = var, value
+
+    def __enter__(self) -> None:
+        self._token = self._var.set(self._value)
+
+    def __exit__(self, *exc) -> None:
+        self._var.reset(self._token)
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 def _metadata(context, name: str) -> str | None:
@@ -379,8 +429,7 @@ class Credentials(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
         # The surface decides some grants (a Medusa admin token on customer notes).
         principal = self._auth.authenticate(_metadata(context, "authorization"), _surface.get())
         record = _record.get(None)
@@ -389,11 +438,7 @@ class Credentials(Concern):
         if _metadata(context, SURFACE_HEADER) is not None:  # the gateway logs the org too
             context.send_initial_metadata(((ORG_HEADER, principal.org),))
         check_surface(principal, _surface.get())
-        token = _principal.set(principal)
-        try:
-            yield
-        finally:
-            _principal.reset(token)
+        return _Setting(_principal, principal)
 
 
 class RateLimits(Concern):
@@ -403,11 +448,10 @@ class RateLimits(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
         write = call.name not in READ_METHODS
         self._limiter.check(_principal.get(), call.method, write=write)
-        yield
+        return _NOTHING
 
 
 class SurfaceOf(Concern):
@@ -430,13 +474,8 @@ class SurfaceOf(Concern):
     def applies(self, call: CallInfo) -> bool:
         return not call.open
 
-    @contextlib.contextmanager
-    def around(self, call: CallInfo, request, context) -> Iterator[None]:
-        token = _surface.set(self._surface(context))
-        try:
-            yield
-        finally:
-            _surface.reset(token)
+    def around(self, call: CallInfo, request, context) -> contextlib.AbstractContextManager:
+        return _Setting(_surface, self._surface(context))
 
 
 def chain(
@@ -444,6 +483,8 @@ def chain(
     limiter: RateLimiter,
     surface_key: bytes,
     *,
+    stream_threads: int,
+    read_threads: int,
     with_metrics: bool = True,
 ) -> list[grpc.ServerInterceptor]:
     """The interceptor: the concerns in order, outermost first: the span holds everything (so
@@ -465,4 +506,4 @@ def chain(
         Credentials(authenticator),
         RateLimits(limiter),
     ]
-    return [Concerns(concerns)]
+    return [Concerns(concerns, stream_threads, read_threads)]

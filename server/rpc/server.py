@@ -101,6 +101,8 @@ def create_server(
             Authenticator(secret, settings.default_org, SecretBox(settings.resolved_secret_keys())),
             RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
             settings.resolved_gateway_secret(),
+            stream_threads=settings.stream_threads(),
+            read_threads=settings.read_threads,
             with_metrics=bool(settings.metrics_addr),
         ),
         options=options,

@@ -59,13 +59,10 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         note = notes.get_note(current().principal, note_id=request.id, number=request.number)
         return pb.GetNoteResponse(note=c.stored_note_out(note))
 
-    def ListNotes(self, request: pb.ListNotesRequest, context) -> pb.ListNotesResponse:
+    def ListNotes(self, request: pb.ListNotesRequest, context) -> bytes:
+        """The reply serialized already (convert.list_out); the interceptor passes it on."""
         page = notes.list_notes(current().principal, c.list_query_in(request), self._tokens)
-        return pb.ListNotesResponse(
-            notes=[c.stored_note_out(n) for n in page.notes],
-            next_page_token=page.next_page_token,
-            total_size=page.total_size,
-        )
+        return c.list_out(page.notes, page.next_page_token, page.total_size)
 
     def UpdateNote(self, request: pb.UpdateNoteRequest, context) -> pb.UpdateNoteResponse:
         call = current()
