@@ -37,6 +37,11 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=3)
     p.add_argument("--warmup", type=float, default=1)
     p.add_argument("--connections", type=int, default=16)
+    p.add_argument(
+        "--contains",
+        action="store_true",
+        help="the floor and bench.py's contains scenarios (substring search, customer notes' q)",
+    )
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -53,6 +58,9 @@ def main() -> int:
             env = {"PYTHONPATH": f"{tree}:{tree}/generated"}
             servers[tree] = bench.start_server(store, args.workers, jwt, workdir, env, f"-ab{i}")
         scenarios = [s for s in bench.grpc_scenarios(store, creds, "") if s.name in SCENARIOS]
+        if args.contains:
+            first = next(iter(servers.values()))
+            scenarios = scenarios[:1] + bench.contains_scenarios(first, store, creds)
         for tree, server in servers.items():
             for sc in scenarios:
                 problem = bench.verify(server, sc)
