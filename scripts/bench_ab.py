@@ -34,8 +34,8 @@ def main() -> int:
     p.add_argument("--database-url", default="")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--duration", type=float, default=3)
-    p.add_argument("--warmup", type=float, default=1)
+    p.add_argument("--duration", type=int, default=3, help="seconds (h2load takes whole ones)")
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument(
         "--contains",
