@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -746,6 +747,32 @@ def contains_scenarios(server: Server, store: Store, creds: dict[str, str]) -> l
                 auth,
                 note=f"'{shown}' ({len(text)} chars), {sizes[baseline]:,} notes on the subject",
                 baseline=baseline,
+            )
+        )
+    # The goal's own row: the customer notes API's q, which also counts the matches
+    # (include_total_size), against the same GET without q.
+    path = f"/admin/customers/{urllib.parse.quote(t['hot'].id)}/notes"
+    jwt = {"authorization": f"Bearer {creds['jwt']}"}
+    plain_http = CONTAINS_PLAIN.replace("ListNotes", "customer notes GET") + "hot customer"
+    out.append(
+        Scenario(
+            plain_http,
+            "http",
+            path,
+            headers=jwt,
+            note=f"{sizes[plain_hot]:,} notes, limit 50, with count",
+        )
+    )
+    for label, text in (("common", "the"), ("rare", numbers[0]), ("20-word sentence", sentence)):
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        out.append(
+            Scenario(
+                f"contains: customer notes GET q, hot customer, {label}",
+                "http",
+                f"{path}?{urllib.parse.urlencode({'q': text})}",
+                headers=jwt,
+                note=f"'{shown}' ({len(text)} chars), limit 50, with count",
+                baseline=plain_http,
             )
         )
     return out

@@ -38,10 +38,15 @@ def main() -> int:
     p.add_argument("--database-url", default="")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--duration", type=float, default=3)
-    p.add_argument("--warmup", type=float, default=1)
+    p.add_argument("--duration", type=int, default=3, help="seconds (h2load takes whole ones)")
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--scenarios", default="", help="names separated by ; (the floor is added)")
+    p.add_argument(
+        "--contains",
+        action="store_true",
+        help="the floor and bench.py's contains scenarios (substring search, customer notes' q)",
+    )
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -64,6 +69,9 @@ def main() -> int:
             servers[spec] = bench.start_server(store, args.workers, jwt, workdir, env, f"-ab{i}")
         names = (SCENARIOS[0], *args.scenarios.split(";")) if args.scenarios else SCENARIOS
         scenarios = [s for s in bench.grpc_scenarios(store, creds, "") if s.name in names]
+        if args.contains:
+            first = next(iter(servers.values()))
+            scenarios = scenarios[:1] + bench.contains_scenarios(first, store, creds)
         for tree, server in servers.items():
             for sc in scenarios:
                 problem = bench.verify(server, sc)

@@ -93,6 +93,14 @@ def test_bulk_loaded_notes_read_through_the_service(service, tenant):
     expected = [r.org_number for r in live if part.lower() in f"{r.title} {r.body}".lower()]
     assert expected and [n.number for n in found] == expected and total == len(expected)
 
+    # Within a subject, containment reads the subject's own texts (migration 12), which
+    # the load fills too: the same notes, in the same order.
+    hot_rows = [r for r in live if (r.subject_type, r.subject_id) == hot.key]
+    for text in (part, data.search_word.upper(), "the", "zq-nowhere"):
+        found, total = _list_all(tenant, subject=ref_out(hot), contains=text)
+        expected = [r.org_number for r in hot_rows if text.lower() in f"{r.title} {r.body}".lower()]
+        assert [n.number for n in found] == expected and total == len(expected), text
+
     # The audit trail has the CREATE event, and notes created afterwards number on and are
     # searchable (the full-text trigger is back in place).
     history = tenant.notes.GetNoteHistory(

@@ -167,31 +167,37 @@ def _index_rows(org: str, numbered: Iterator[tuple[int, tuple, list, list]]):
     return tags, links, events
 
 
-# The full-text tables a trigger fills on every insert into notes (migrations 1 and 6).
-_FTS_INSERT_TRIGGERS = (("notes_fts_insert", "notes_fts"), ("notes_trgm_insert", "notes_trgm"))
+# The tables a trigger fills on every insert into notes (migrations 1, 6 and 12), and how a
+# batch of notes fills each in one statement.
+_INSERT_TRIGGERS = (
+    ("notes_fts_insert", "notes_fts (rowid, title, body)", "number, title, body"),
+    ("notes_trgm_insert", "notes_trgm (rowid, title, body)", "number, title, body"),
+    (
+        "note_texts_insert",
+        "note_texts (org, subject_type, subject_id, number, folded)",
+        "org, subject_type, subject_id, number, notes_fold(title || ' ' || body)",
+    ),
+)
 
 
 @contextlib.contextmanager
 def fts_in_one_go(cursor, rows_where: str, params: tuple) -> Iterator[None]:
-    """SQLite, inside a transaction: the full-text tables' insert triggers are dropped while
-    the block inserts notes; then each table gets the rows rows_where selects by one
-    INSERT ... SELECT and its trigger is back (one statement per table, not one per note:
-    the trigram trigger alone made large loads much slower; docs/benchmarks.md)."""
+    """SQLite, inside a transaction: the insert triggers of the full-text tables and of
+    note_texts are dropped while the block inserts notes; then each table gets the rows
+    rows_where selects by one INSERT ... SELECT and its trigger is back (one statement per
+    table, not one per note: the trigram trigger alone made large loads much slower;
+    docs/benchmarks.md)."""
     dropped = []
-    for trigger, table in _FTS_INSERT_TRIGGERS:
+    for trigger, table, values in _INSERT_TRIGGERS:
         found = cursor.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)
         ).fetchone()
         if found:
             cursor.execute(f"DROP TRIGGER {trigger}")
-            dropped.append((table, found[0]))
+            dropped.append((table, values, found[0]))
     yield
-    for table, create in dropped:
-        cursor.execute(
-            f"INSERT INTO {table} (rowid, title, body) SELECT number, title, body FROM notes"
-            f" WHERE {rows_where}",
-            params,
-        )
+    for table, values, create in dropped:
+        cursor.execute(f"INSERT INTO {table} SELECT {values} FROM notes WHERE {rows_where}", params)
         cursor.execute(create)
 
 

@@ -80,6 +80,8 @@ def open_database(url: str, *, pool_size: int = 16, statement_timeout_ms: int = 
         # Case-insensitive containment beyond ASCII (SQLite's LIKE and lower() fold ASCII
         # only): the scan behind customer notes' q within a subject, for non-ASCII text.
         db.register_function(contains_folded, "notes_contains", 2, deterministic=True)
+        # The same folding, kept per note by the note_texts triggers (migration 12).
+        db.register_function(folded, "notes_fold", 1, deterministic=True)
         engine = Engine(db, "sqlite")
     elif parsed.scheme in ("postgres", "postgresql"):
         _require_psycopg()
@@ -175,6 +177,11 @@ def contains_folded(haystack: str | None, needle: str | None) -> int:
     if haystack is None or needle is None:
         return 0
     return int(needle.lower() in haystack.lower())
+
+
+def folded(text: str | None) -> str | None:
+    """text lower-cased letter by letter, as contains_folded compares it."""
+    return None if text is None else text.lower()
 
 
 def close() -> None:

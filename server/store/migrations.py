@@ -376,6 +376,50 @@ def _search_windows(engine: Engine) -> list[str]:
     ]
 
 
+# Substring search within a subject (customer notes' q): the folded text of each note, in a
+# table clustered by (org, subject, number), so that scanning a subject reads its own pages
+# only (WITHOUT ROWID: the primary key is the table's order), and compares without calling
+# Python per note (notes_fold is db.folded, the folding notes_contains applies). The note's
+# own triggers keep it, in the note's transaction, whichever path writes the note.
+_SQLITE_SUBJECT_TEXTS = """
+CREATE TABLE note_texts (
+    org TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    folded TEXT NOT NULL,
+    PRIMARY KEY (org, subject_type, subject_id, number)
+) WITHOUT ROWID;
+CREATE TRIGGER note_texts_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO note_texts (org, subject_type, subject_id, number, folded)
+    VALUES (new.org, new.subject_type, new.subject_id, new.number,
+            notes_fold(new.title || ' ' || new.body));
+END;
+CREATE TRIGGER note_texts_update AFTER UPDATE OF title, body ON notes BEGIN
+    UPDATE note_texts SET folded = notes_fold(new.title || ' ' || new.body)
+    WHERE org = new.org AND subject_type = new.subject_type AND subject_id = new.subject_id
+      AND number = new.number;
+END;
+CREATE TRIGGER note_texts_delete AFTER DELETE ON notes BEGIN
+    DELETE FROM note_texts
+    WHERE org = old.org AND subject_type = old.subject_type AND subject_id = old.subject_id
+      AND number = old.number;
+END;
+INSERT INTO note_texts (org, subject_type, subject_id, number, folded)
+SELECT org, subject_type, subject_id, number, notes_fold(title || ' ' || body) FROM notes;
+"""
+
+
+def _contains_by_subject(engine: Engine) -> list[str]:
+    """SQLite: substring search within a subject bounded by the subject (server/store/search.py,
+    _contains): each note's folded text in a table clustered by (org, subject, number), kept
+    by the note's triggers (_SQLITE_SUBJECT_TEXTS), and filled here for the notes there are.
+    PostgreSQL: unchanged (docs/benchmarks.md, "Customer-notes `q` bounded by the subject")."""
+    if engine.is_postgres:
+        return []
+    return _split(_SQLITE_SUBJECT_TEXTS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (1, "initial schema", _initial),
     (2, "list indexes cover delete_time", _covering_deleted),
@@ -386,6 +430,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], list[str]]]] = [
     (7, "erasure records", _erasures),
     (9, "positions of the change feed's followers", _feed_positions),
     (10, "search index by windows of note numbers", _search_windows),
+    (12, "SQLite: the folded texts of each subject's notes", _contains_by_subject),
 ]
 
 LATEST = MIGRATIONS[-1][0]

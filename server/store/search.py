@@ -76,7 +76,7 @@ def _filtered(
     if q.query:
         _match(w, search.parse(q.query), engine.is_postgres, fts_driven, window)
     if q.contains:
-        _contains(w, q.contains, engine.is_postgres, narrowed=q.subject is not None)
+        _contains(w, org, q, engine.is_postgres)
     if not q.show_deleted:
         w.add('"delete_time" IS NULL')
     return w
@@ -139,10 +139,12 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _contains(w: _Where, text: str, postgres: bool, *, narrowed: bool) -> None:
+def _contains(w: _Where, org: str, q: ListQuery, postgres: bool) -> None:
     """Title or body containing text, case-insensitively. Three characters or more go through
-    a trigram index (SQLite FTS5 trigram, PostgreSQL pg_trgm); shorter text cannot use one and
-    is a scan of the notes the other filters leave (a subject's, for customer notes)."""
+    a trigram index (SQLite FTS5 trigram, PostgreSQL pg_trgm); shorter text is a scan of the
+    notes the other filters leave (a subject's, for customer notes). On SQLite, a subject's
+    notes are scanned in note_texts (migration 12): its own few pages, compared in C."""
+    text = q.contains
     if postgres:
         haystack = 'lower("title" || \' \' || "body")'  # notes_contains indexes this
         if len(text) >= TRIGRAM:
@@ -150,11 +152,22 @@ def _contains(w: _Where, text: str, postgres: bool, *, narrowed: bool) -> None:
         else:
             w.add(f"strpos({haystack}, lower(?)) > 0", text)
         return
-    if len(text) < TRIGRAM or narrowed:
-        # A subject's notes are scanned: the cost follows the subject, never how common the
-        # text is across every organization. (Looking each of them up in the trigram index
-        # by rowid re-reads a common trigram's whole doclist per note: a large subject took
-        # minutes; docs/benchmarks.md.)
+    if q.subject is not None and not q.include_children:
+        # The cost follows the subject, never how common the text is across every
+        # organization. (Looking each of its notes up in the trigram index by rowid re-reads a
+        # common trigram's whole doclist per note: a large subject took minutes.)
+        s = q.subject
+        w.add(
+            '"number" IN (SELECT "number" FROM "note_texts" WHERE "org" = ?'
+            ' AND "subject_type" = ? AND "subject_id" = ? AND instr("folded", ?) > 0)',
+            org,
+            s.type.value,
+            s.id,
+            db.folded(text),
+        )
+        return
+    if len(text) < TRIGRAM or q.subject is not None:
+        # An order with its items' notes: a scan of those notes.
         w.add('notes_contains("title" || \' \' || "body", ?)', text)
         return
     phrase = '"' + text.replace('"', '""') + '"'

@@ -41,6 +41,8 @@ def _absent_from_tables(*words: str) -> None:
         "subjects",
         "erasures",
     ]
+    if not db.current().is_postgres:
+        tables.append("note_texts")  # customer notes' q within a subject (migration 12)
     with database.connection_context():
         for table in tables:
             rows = database.execute_sql(f'SELECT * FROM "{table}"').fetchall()
@@ -351,6 +353,11 @@ def test_export_then_import_into_a_fresh_database_gives_identical_notes(
             assert ns2 == http.get(ns_path, headers=headers).json() and len(ns2["notes"]) == 2
             cn_path = "/admin/customers/cus_1/notes"
             assert http2.get(cn_path, headers=jwt).json() == http.get(cn_path, headers=jwt).json()
+            # Imported notes are found by q within their customer as they were before.
+            q = {"q": "ikes OA"}
+            found = http2.get(cn_path, headers=jwt, params=q).json()
+            assert found == http.get(cn_path, headers=jwt, params=q).json()
+            assert [n["body"] for n in found["notes"]] == ["Likes oak"]
             # New notes in the copy do not collide with imported numbers.
             assert copy.create("new").note.number > max(n.number for n in before)
     finally:

@@ -125,6 +125,45 @@ def test_q_of_a_whole_twenty_word_sentence_finds_its_note(http, tenant):
     assert [n["body"] for n in response.json()["notes"]] == [body]
 
 
+def test_q_follows_every_change_to_a_note(http, tenant):
+    """q within a customer reads a structure of its own (migration 12): a note's create,
+    update, deletion and move to another text are seen at once, and only on its customer."""
+    admin = bearer(medusa_admin_token(org=tenant.org))
+
+    def found(q: str, customer: str = "cus_1") -> list[str]:
+        response = http.get(customer_notes(customer), headers=admin, params={"q": q})
+        assert response.status_code == 200, response.text
+        assert response.json()["count"] == len(response.json()["notes"])
+        return [n["body"] for n in response.json()["notes"]]
+
+    first = tenant.create("Walnut sideboard zqfirst").note
+    second = tenant.create("Oak table zqsecond").note
+    other = tenant.create(
+        "Walnut sideboard zqfirst", subject=pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_2")
+    ).note
+    assert found("zqfirst") == ["Walnut sideboard zqfirst"]
+    assert found("ALNUT SIDE") == ["Walnut sideboard zqfirst"]
+    assert found("zqfirst", "cus_2") == ["Walnut sideboard zqfirst"]
+
+    tenant.notes.UpdateNote(
+        pb.UpdateNoteRequest(note=pb.Note(id=first.id, body="Birch chair zqthird")),
+        metadata=tenant.auth,
+    )
+    assert found("zqfirst") == [] and found("walnut") == []
+    assert found("zqthird") == ["Birch chair zqthird"]
+    assert found("zqfirst", "cus_2") == ["Walnut sideboard zqfirst"]  # another customer's
+    tenant.notes.UpdateNote(
+        pb.UpdateNoteRequest(note=pb.Note(id=first.id, title="Ash zqtitle")),
+        metadata=tenant.auth,
+    )
+    assert found("zqtitle") == ["Birch chair zqthird"]  # the title counts too
+
+    tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=second.id), metadata=tenant.auth)
+    assert found("zqsecond") == [] and found("oak") == []
+    tenant.notes.DeleteNote(pb.DeleteNoteRequest(id=other.id), metadata=tenant.auth)
+    assert found("zqfirst", "cus_2") == []
+
+
 def test_grpc_query_keeps_its_word_language(tenant):
     tenant.create("Customer was refunded twice")
     subject = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
