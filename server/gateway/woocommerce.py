@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -187,12 +186,11 @@ def _author(note: pb.Note) -> str:
 
 def render_note(note: pb.Note, request: Request) -> WooNote:
     order_url = f"{calls.base_url(request)}{PREFIX}/orders/{note.subject.id}"
-    created: datetime = timefmt.to_datetime(note.create_time)
     return WooNote(
         id=note.number,
         author=_author(note),
-        date_created=timefmt.wc_date(created, shop_zone(request)),
-        date_created_gmt=timefmt.wc_date(created),
+        date_created=timefmt.wc_date(note.create_time, shop_zone(request)),
+        date_created_gmt=timefmt.wc_date(note.create_time),
         note=note.body,
         customer_note=note.visibility == pb.VISIBILITY_CUSTOMER,
         links=WooLinks(
