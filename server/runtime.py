@@ -484,7 +484,11 @@ def _serve(settings: Settings, reuse_port: bool, told_to_stop: bool = False) -> 
         log.info("serving", extra={**event, "database": db.redact(settings.database_url)})
 
     if settings.http_enabled:
-        app = create_app(f"127.0.0.1:{running.port}", settings, serving)
+        # "serving" is said once the gateway's own connection to gRPC is up (at once: the
+        # server above already serves), so a flood on the gRPC port cannot find it without one.
+        app = create_app(
+            f"127.0.0.1:{running.port}", settings, serving, wait_for_service=GATEWAY_START_SECONDS
+        )
         run_http(
             app, settings, begin_shutdown, started, reuse_port, settings.shutdown_delay_seconds
         )
