@@ -286,7 +286,9 @@ def main() -> int:
     try:
         bench.load_store(store, args.notes, args.subjects)
         creds = bench.credentials_for(store, jwt)
-        server = bench.start_server(store, 1, jwt, workdir, {"NOTES_METRICS_ADDR": ""})
+        # The service alone: its own gateway (this script drives one per tree) stays idle in it.
+        env_server = {"NOTES_METRICS_ADDR": "", "NOTES_GATEWAY_WORKERS": "0"}
+        server = bench.start_server(store, 1, jwt, workdir, env_server)
         targets = {k: getattr(v, "id", v) for k, v in store.targets.items()}
         print(
             f"{args.notes:,} notes; WooCommerce order {targets['woo_notes']} notes, NewStore"
