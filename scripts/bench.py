@@ -447,7 +447,12 @@ def start_server(
         )
     deadline = time.monotonic() + 120
     pids: list[int] = []
-    gateways = int(env.get("NOTES_GATEWAY_WORKERS") or 0)
+    from server.config import Settings
+
+    given = env.get("NOTES_GATEWAY_WORKERS")
+    gateways = Settings(
+        grpc_addr=env["NOTES_GRPC_ADDR"], gateway_workers=int(given) if given else None
+    ).gateway_processes(workers)
     expected = workers + gateways
     while time.monotonic() < deadline and len(pids) < expected:
         if process.poll() is not None:

@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.http_enabled = False
     if args.gateway_workers is not None:
         settings.gateway_workers = args.gateway_workers
-    gateways = settings.gateway_workers if settings.http_enabled else 0
+    gateways = settings.gateway_processes(args.workers)
     if args.workers > 1 or gateways > 0:
         return runtime.serve_workers(settings, args.workers, gateways)
     return runtime.serve(settings)
@@ -398,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--gateway-workers",
         type=int,
         default=None,
-        help="processes of its own for the HTTP gateway (0: in each worker)",
+        help="processes of its own for the HTTP gateway (0: in each worker; default: 1 beside"
+        " a single worker on 2+ CPUs with a fixed gRPC port, else 0)",
     )
     serve.add_argument(
         "--metrics-addr", help="env NOTES_METRICS_ADDR (127.0.0.1:9464; empty: no metrics)"

@@ -20,6 +20,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -111,8 +116,10 @@ class Settings:
     )
     http_loop: str = field(default_factory=lambda: os.environ.get("NOTES_HTTP_LOOP", "uvloop"))
     # Processes of its own for the HTTP gateway under `notes serve` (0: the gateway runs in
-    # each serving process, beside gRPC and under the same GIL).
-    gateway_workers: int = field(default_factory=lambda: _env_int("NOTES_GATEWAY_WORKERS", 0))
+    # each serving process, beside gRPC and under the same GIL); None: gateway_processes().
+    gateway_workers: int | None = field(
+        default_factory=lambda: _env_optional_int("NOTES_GATEWAY_WORKERS")
+    )
     # gRPC: the same bounds on connections, and on what one connection may hold. The age is
     # long so that server streams (WatchEvents) run for half an hour; clients then reconnect
     # (with their cursor) while the grace lets calls in flight finish.
@@ -245,6 +252,19 @@ class Settings:
         _make_once(SECRET_FILE, secrets.token_urlsafe(32))
         self.jwt_secret = SECRET_FILE.read_text().strip()
         return self.jwt_secret
+
+    def gateway_processes(self, workers: int) -> int:
+        """How many gateway processes `notes serve --workers N` runs: NOTES_GATEWAY_WORKERS (or
+        --gateway-workers) when given; else one beside a single worker on a machine of two or
+        more CPUs, where it serves faster than the gateway inside the worker
+        (docs/benchmarks.md, "The gateway's CPU per request"), if the gRPC port is fixed (a
+        gateway process must know where to call); else none."""
+        if not self.http_enabled:
+            return 0
+        if self.gateway_workers is not None:
+            return self.gateway_workers
+        fixed_port = self.grpc_addr.rpartition(":")[2] not in ("", "0")
+        return 1 if workers == 1 and (os.cpu_count() or 1) >= 2 and fixed_port else 0
 
     def resolved_gateway_secret(self) -> bytes:
         """NOTES_GATEWAY_SECRET, or a key derived from the JWT secret (so `make run` and a

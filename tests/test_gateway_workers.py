@@ -135,3 +135,42 @@ def test_gateway_workers_need_a_fixed_grpc_port(tmp_path):
     assert out.returncode != 0
     assert "fixed gRPC port" in out.stderr, out.stderr[-2000:]
     assert '"event": "serving"' not in out.stderr
+
+
+def test_a_single_worker_gets_a_gateway_process_by_default_on_two_or_more_cpus(tmp_path):
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: the gateway stays in the worker")
+    url, drop = make_database("sqlite", tmp_path)
+    http_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NOTES_GATEWAY_WORKERS"}
+    env.update(
+        NOTES_DATABASE_URL=url,
+        NOTES_JWT_SECRET=JWT_SECRET,
+        NOTES_GRPC_ADDR=f"127.0.0.1:{free_port()}",
+        NOTES_HTTP_ADDR=f"127.0.0.1:{http_port}",
+        NOTES_METRICS_ADDR="",
+        PYTHONUNBUFFERED="1",
+    )
+    process = subprocess.Popen(
+        [str(BIN / "notes"), "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = Log(process)
+    try:
+        started = log.wait(lambda ev: sum(e["event"] == "serving" for e in ev) == 2)
+        serving = [e for e in started if e["event"] == "serving"]
+        assert sorted(bool(e.get("gateway")) for e in serving) == [False, True]
+        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=10) as http:
+            rejected = http.get("/api/v1/notes/note_x", headers={"Authorization": "Bearer sk_x"})
+            assert rejected.status_code == 401, rejected.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        drop()

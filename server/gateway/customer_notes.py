@@ -17,7 +17,17 @@ from ..domain.ids import NOTE_ID_PATTERN
 from ..domain.validation import METADATA_MAX_BYTES, METADATA_MAX_DEPTH, QUERY_MAX
 from . import bodies, errors, timefmt
 from .calls import Call
-from .dialect import Dialect, ModelResponse, Operation, Param, Reply, decoder, limit, routes
+from .dialect import (
+    Dialect,
+    ModelResponse,
+    Operation,
+    Param,
+    Rendered,
+    Reply,
+    decoder,
+    limit,
+    routes,
+)
 from .errors import Code, Failure
 from .subjects import SubjectId
 
@@ -106,6 +116,7 @@ def render_note(note: pb.Note) -> CustomerNote:
     )
 
 
+_rendered = Rendered(render_note)
 _EMPTY = msgspec.Raw(b"{}")
 
 
@@ -161,7 +172,7 @@ async def list_notes(request: Request, call: Call) -> Response:
             include_total_size=True,
         ),
     )
-    notes = [render_note(n) for n in page.notes][:limit]
+    notes = [_rendered(n) for n in page.notes][:limit]
     return ModelResponse(CustomerNoteList(notes, page.total_size, offset, limit))
 
 

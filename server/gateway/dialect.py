@@ -232,6 +232,31 @@ class ModelResponse(Response):
 
 _encode = msgspec.json.Encoder().encode
 
+# How many rendered notes each process remembers (about 1 KB each, key included).
+RENDERED_NOTES = 10_000
+
+
+class Rendered:
+    """A dialect's rendering of a note to JSON, remembered under the note's own bytes and
+    whatever else the rendering reads (context: a base URL, a time zone). A note that changed
+    in any field is another key, so what comes back is always this note's rendering; the same
+    note listed again costs its serialization (C) instead of its rendering (Python)."""
+
+    def __init__(self, render: Callable[..., Any], size: int = RENDERED_NOTES) -> None:
+        self._render = render
+        self._size = size
+        self._done: dict[tuple, msgspec.Raw] = {}
+
+    def __call__(self, note: Any, *context: Any) -> msgspec.Raw:
+        key = (note.SerializeToString(), *context)
+        raw = self._done.get(key)
+        if raw is None:
+            raw = msgspec.Raw(_encode(self._render(note, *context)))
+            if len(self._done) >= self._size:  # the oldest goes first
+                del self._done[next(iter(self._done))]
+            self._done[key] = raw
+        return raw
+
 
 def decoder(model: type) -> Callable[[bytes], Any]:
     """The model's decoder: the declared shape and limits, checked in one C pass. A body it

@@ -24,7 +24,17 @@ from ..domain.ids import NOTE_UUID_PATTERN, note_id_of_uuid, note_uuid
 from ..domain.validation import SOURCE_MAX, TAG_MAX, TAGS_MAX
 from . import bodies, errors, timefmt
 from .calls import Call
-from .dialect import Dialect, ModelResponse, Operation, Param, Reply, decoder, limit, routes
+from .dialect import (
+    Dialect,
+    ModelResponse,
+    Operation,
+    Param,
+    Rendered,
+    Reply,
+    decoder,
+    limit,
+    routes,
+)
 from .errors import Code, Failure
 from .subjects import SubjectId
 
@@ -103,6 +113,9 @@ def render_note(note: pb.Note) -> NewStoreNote:
     )
 
 
+_rendered = Rendered(render_note)
+
+
 def _author_name(note: pb.Note) -> str:
     """The source of a note written through another surface, which has none: the seed wants
     1..256 characters."""
@@ -157,7 +170,7 @@ async def list_notes(request: Request, call: Call) -> Response:
     order_id = request.path_params["order_uuid"]
     subject = pb.SubjectRef(type=pb.SUBJECT_TYPE_ORDER, id=order_id)
     notes = await call.list_all(pb.ListNotesRequest(subject=subject, include_children=True))
-    return ModelResponse(NewStoreNoteList([render_note(n) for n in notes]))
+    return ModelResponse(NewStoreNoteList([_rendered(n) for n in notes]))
 
 
 async def _create(call: Call, note: pb.Note) -> Response:

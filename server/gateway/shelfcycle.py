@@ -23,7 +23,7 @@ from ..domain.model import SubjectType
 from ..domain.validation import BODY_MAX, ID_MAX, LINKS_MAX, TITLE_MAX
 from . import bodies, calls, errors, timefmt
 from .calls import Call
-from .dialect import Dialect, ModelResponse, Operation, Param, Reply, decoder, routes
+from .dialect import Dialect, ModelResponse, Operation, Param, Rendered, Reply, decoder, routes
 from .errors import Code, Failure
 from .observe import request_id_of
 from .subjects import types
@@ -331,9 +331,12 @@ async def read_patch(request: Request, note_id: str) -> tuple[pb.Note, list[str]
 # --- responses ---------------------------------------------------------------------------------
 
 
-def _head(note: pb.Note, request: Request) -> dict[str, Any]:
+def _app_base(request: Request) -> str:
     settings = request.app.state.settings
-    app_base = (settings.app_base_url or calls.base_url(request)).rstrip("/")
+    return (settings.app_base_url or calls.base_url(request)).rstrip("/")
+
+
+def _head(note: pb.Note, app_base: str) -> dict[str, Any]:
     author = note.author
     via = note.requested_via
     return {
@@ -357,14 +360,18 @@ def _head(note: pb.Note, request: Request) -> dict[str, Any]:
 
 def render_created(note: pb.Note, request: Request, idempotency: str) -> ShelfCycleCreated:
     return ShelfCycleCreated(
-        ShelfCycleCreatedNote(**_head(note, request), idempotencyStatus=idempotency)
+        ShelfCycleCreatedNote(**_head(note, _app_base(request)), idempotencyStatus=idempotency)
     )
 
 
 def render_note(note: pb.Note, request: Request) -> ShelfCycleNote:
+    return _render(note, _app_base(request))
+
+
+def _render(note: pb.Note, app_base: str) -> ShelfCycleNote:
     return ShelfCycleNote(
         ShelfCycleNoteData(
-            **_head(note, request),
+            **_head(note, app_base),
             primarySubject=ShelfCyclePrimarySubject(TYPE_NAMES[note.subject.type], note.subject.id),
             linkedRecords=[
                 ShelfCycleRecord(TYPE_NAMES.get(r.type, "customer"), r.id)
@@ -376,6 +383,9 @@ def render_note(note: pb.Note, request: Request) -> ShelfCycleNote:
             happenedAt=timefmt.iso_ms(note.happened_at) if note.HasField("happened_at") else None,
         )
     )
+
+
+_rendered = Rendered(_render)
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -413,7 +423,7 @@ async def _read(call: Call, note_id: str) -> pb.Note:
 async def get_note(request: Request, call: Call) -> Response:
     # ShelfCycle reads need notes:write too: the service asks it of every ShelfCycle call.
     note = await _read(call, request.path_params["id"])
-    return ModelResponse(render_note(note, request))
+    return ModelResponse(_rendered(note, _app_base(request)))
 
 
 _QUOTES = re.compile(r'^(W/)?"(.*)"$')

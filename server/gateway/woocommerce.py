@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -33,7 +32,7 @@ from ..domain.validation import BODY_MAX
 from ..service.credentials import OAUTH_PARAMS
 from . import bodies, calls, errors, timefmt
 from .calls import Call
-from .dialect import Dialect, ModelResponse, Operation, Param, Reply, routes
+from .dialect import Dialect, ModelResponse, Operation, Param, Rendered, Reply, routes
 from .errors import Code, Failure
 
 PREFIX = "/wp-json/wc/v3"
@@ -186,13 +185,16 @@ def _author(note: pb.Note) -> str:
 
 
 def render_note(note: pb.Note, request: Request) -> WooNote:
-    order_url = f"{calls.base_url(request)}{PREFIX}/orders/{note.subject.id}"
-    created: datetime = timefmt.to_datetime(note.create_time)
+    return _render(note, calls.base_url(request), shop_zone(request))
+
+
+def _render(note: pb.Note, base_url: str, zone: ZoneInfo) -> WooNote:
+    order_url = f"{base_url}{PREFIX}/orders/{note.subject.id}"
     return WooNote(
         id=note.number,
         author=_author(note),
-        date_created=timefmt.wc_date(created, shop_zone(request)),
-        date_created_gmt=timefmt.wc_date(created),
+        date_created=timefmt.wc_date(note.create_time, zone),
+        date_created_gmt=timefmt.wc_date(note.create_time),
         note=note.body,
         customer_note=note.visibility == pb.VISIBILITY_CUSTOMER,
         links=WooLinks(
@@ -201,6 +203,9 @@ def render_note(note: pb.Note, request: Request) -> WooNote:
             up=[WooLink(order_url)],
         ),
     )
+
+
+_rendered = Rendered(_render)
 
 
 # --- parameters ------------------------------------------------------------------------------
@@ -255,7 +260,8 @@ async def list_notes(request: Request, call: Call) -> Response:
         )
     except Failure as f:
         raise _order_failure(f) from None
-    return ModelResponse([render_note(n, request) for n in notes])
+    base, zone = calls.base_url(request), shop_zone(request)
+    return ModelResponse([_rendered(n, base, zone) for n in notes])
 
 
 async def create_note(request: Request, call: Call) -> Response:
@@ -284,7 +290,7 @@ async def create_note(request: Request, call: Call) -> Response:
 
 async def get_note(request: Request, call: Call) -> Response:
     note = await _order_note(call, request.path_params["order_id"], request.path_params["note_id"])
-    return ModelResponse(render_note(note, request))
+    return ModelResponse(_rendered(note, calls.base_url(request), shop_zone(request)))
 
 
 async def delete_note(request: Request, call: Call) -> Response:

@@ -44,3 +44,9 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    # No line shows where it was logged from, nor the thread or process: records skip finding
+    # them (logging's own switches; a stack walk per record was most of a log call's cost).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -133,6 +133,23 @@ def test_timestamps_are_go_time_strings_of_the_stored_instant(http, tenant, orde
     assert note["created_at"] == expected
 
 
+def test_a_listed_note_shows_each_update_though_renderings_are_remembered(http, tenant, order):
+    # The gateway remembers renderings under the note's own bytes: an update, even one back to
+    # the first text, is a new rendering.
+    note = add(http, tenant)
+    listed = f"/orders/{order}/notes"
+    assert http.get(listed, headers=bearer(tenant.secret)).json()["notes"] == [note]
+    for text in ("Cancellation withdrawn.", SEED_NOTE["text"]):
+        response = http.put(
+            f"/orders/{order}/notes/{note['id']}",
+            headers=bearer(tenant.secret),
+            json={**SEED_NOTE, "text": text},
+        )
+        assert response.status_code == 200, response.text
+        notes = http.get(listed, headers=bearer(tenant.secret)).json()["notes"]
+        assert notes == [response.json()] and notes[0]["text"] == text
+
+
 def test_an_item_note_can_be_updated_and_deleted_through_its_order(http, tenant, order):
     note = add(http, tenant, f"/orders/{order}/items/{ITEM}/notes")
     url = f"/orders/{order}/notes/{note['id']}"
