@@ -51,28 +51,41 @@ class Log:
         return [r for r in records(self.lines) if r.get("logger") == "notes"]
 
 
-def test_gateway_workers_serve_http_apart_and_drain_before_the_grpc_workers_stop(tmp_path):
-    url, drop = make_database("sqlite", tmp_path)
-    grpc_port, http_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "NOTES_DATABASE_URL": url,
-        "NOTES_JWT_SECRET": JWT_SECRET,
-        "NOTES_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-        "NOTES_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        "NOTES_METRICS_ADDR": "",
-        "NOTES_SHUTDOWN_DELAY_SECONDS": "600",
-        "PYTHONUNBUFFERED": "1",
-    }
+def serve(tmp_path, url: str, grpc_port: int, http_port: int, *args: str, **env: str):
+    """`notes serve ARGS` on these ports (NOTES_GATEWAY_WORKERS left to ARGS), and its log."""
+    environment = {k: v for k, v in os.environ.items() if k != "NOTES_GATEWAY_WORKERS"}
+    environment.update(
+        NOTES_DATABASE_URL=url,
+        NOTES_JWT_SECRET=JWT_SECRET,
+        NOTES_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
+        NOTES_HTTP_ADDR=f"127.0.0.1:{http_port}",
+        NOTES_METRICS_ADDR="",
+        PYTHONUNBUFFERED="1",
+        **env,
+    )
     process = subprocess.Popen(
-        [str(BIN / "notes"), "serve", "--gateway-workers", "2"],
-        env=env,
+        [str(BIN / "notes"), "serve", *args],
+        env=environment,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    log = Log(process)
+    return process, Log(process)
+
+
+def test_gateway_workers_serve_http_apart_and_drain_before_the_grpc_workers_stop(tmp_path):
+    url, drop = make_database("sqlite", tmp_path)
+    grpc_port, http_port = free_port(), free_port()
+    process, log = serve(
+        tmp_path,
+        url,
+        grpc_port,
+        http_port,
+        "--gateway-workers",
+        "2",
+        NOTES_SHUTDOWN_DELAY_SECONDS="600",
+    )
     try:
         started = log.wait(lambda ev: sum(e["event"] == "serving" for e in ev) == 3)
         gateways = {e["pid"] for e in started if e["event"] == "serving" and e.get("gateway")}
@@ -142,24 +155,7 @@ def test_a_single_worker_gets_a_gateway_process_by_default_on_two_or_more_cpus(t
         pytest.skip("one CPU: the gateway stays in the worker")
     url, drop = make_database("sqlite", tmp_path)
     http_port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "NOTES_GATEWAY_WORKERS"}
-    env.update(
-        NOTES_DATABASE_URL=url,
-        NOTES_JWT_SECRET=JWT_SECRET,
-        NOTES_GRPC_ADDR=f"127.0.0.1:{free_port()}",
-        NOTES_HTTP_ADDR=f"127.0.0.1:{http_port}",
-        NOTES_METRICS_ADDR="",
-        PYTHONUNBUFFERED="1",
-    )
-    process = subprocess.Popen(
-        [str(BIN / "notes"), "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    log = Log(process)
+    process, log = serve(tmp_path, url, free_port(), http_port)
     try:
         started = log.wait(lambda ev: sum(e["event"] == "serving" for e in ev) == 2)
         serving = [e for e in started if e["event"] == "serving"]
