@@ -15,6 +15,12 @@ SECRET_FILE = Path("var/jwt-secret")
 SECRET_KEYS_FILE = Path("var/secret-keys")
 
 
+def split_addr(addr: str) -> tuple[str, int]:
+    """host:port (IPv6 in brackets) as host and port; no host: 127.0.0.1; port 0: any free."""
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
@@ -263,7 +269,7 @@ class Settings:
             return 0
         if self.gateway_workers is not None:
             return self.gateway_workers
-        fixed_port = self.grpc_addr.rpartition(":")[2] not in ("", "0")
+        fixed_port = split_addr(self.grpc_addr)[1] != 0
         return 1 if workers == 1 and (os.cpu_count() or 1) >= 2 and fixed_port else 0
 
     def resolved_gateway_secret(self) -> bytes:

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .config import Settings
+from .config import Settings, split_addr
 from .store import db, migrations
 from .store import notes as note_store
 from .telemetry import metrics, tracing
@@ -29,13 +29,8 @@ from .telemetry import metrics, tracing
 log = logging.getLogger("notes")
 
 
-def _split_addr(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def http_socket(addr: str, reuse_port: bool) -> socket.socket:
-    host, port = _split_addr(addr)
+    host, port = split_addr(addr)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for sockets
     # that say they are TCP, and without it every response waits ~40 ms on delayed ACKs.
@@ -422,7 +417,7 @@ GATEWAY_START_SECONDS = 120.0
 
 def grpc_target(addr: str) -> str:
     """Where a gateway on this host reaches the gRPC port bound at addr."""
-    host, port = _split_addr(addr)
+    host, port = split_addr(addr)
     if port == 0:
         raise ValueError("gateway processes need a fixed gRPC port (NOTES_GRPC_ADDR)")
     if host in ("0.0.0.0", ""):

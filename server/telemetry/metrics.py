@@ -23,6 +23,8 @@ import tempfile
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from ..config import split_addr
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Where requests that take ~1 ms to ~10 s land: prometheus-client's defaults start at 5 ms.
@@ -110,11 +112,6 @@ def get() -> Metrics:
             if _metrics is None:
                 _metrics = Metrics()
     return _metrics
-
-
-def split_addr(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class _Quiet(WSGIRequestHandler):
