@@ -47,6 +47,9 @@ def main() -> int:
         action="store_true",
         help="the floor and bench.py's contains scenarios (substring search, customer notes' q)",
     )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the store (for EXPLAIN); prints where it is"
+    )
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -106,8 +109,11 @@ def main() -> int:
     finally:
         for server in servers.values():
             server.stop()
-        store.drop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept the store: {store.url}")
+        else:
+            store.drop()
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -167,15 +167,16 @@ def _index_rows(org: str, numbered: Iterator[tuple[int, tuple, list, list]]):
     return tags, links, events
 
 
-# The tables a trigger fills on every insert into notes (migrations 1, 6 and 12), and how a
+# The tables a trigger fills on every insert into notes (migrations 1, 6, 12 and 13), and how a
 # batch of notes fills each in one statement.
 _INSERT_TRIGGERS = (
     ("notes_fts_insert", "notes_fts (rowid, title, body)", "number, title, body"),
     ("notes_trgm_insert", "notes_trgm (rowid, title, body)", "number, title, body"),
     (
         "note_texts_insert",
-        "note_texts (org, subject_type, subject_id, number, folded)",
-        "org, subject_type, subject_id, number, notes_fold(title || ' ' || body)",
+        "note_texts (org, subject_type, subject_id, number, folded, live)",
+        "org, subject_type, subject_id, number, notes_fold(title || ' ' || body),"
+        " delete_time IS NULL",
     ),
 )
 

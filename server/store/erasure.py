@@ -106,7 +106,15 @@ def compact_search_index() -> None:
         run_sql("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
 
 
-ERASED_TABLES = ("notes", "note_tags", "note_links", "note_events", "request_ids", "subjects")
+ERASED_TABLES = (
+    "notes",
+    "note_tags",
+    "note_links",
+    "note_events",
+    "request_ids",
+    "subjects",
+    "note_texts",
+)
 
 
 def after_erasure() -> None:

@@ -33,12 +33,18 @@ class _Where:
 
 
 def _filtered(
-    org: str, q: ListQuery, *, fts_driven: bool = False, window: str | None = None
+    org: str,
+    q: ListQuery,
+    *,
+    fts_driven: bool = False,
+    window: str | None = None,
+    texts: bool = False,
 ) -> _Where:
+    """texts: the statement reads FROM _TEXTS_SOURCE, which holds the subject."""
     engine = db.current()
     w = _Where(engine.database.param)
     w.add('"org" = ?', org)
-    if q.subject is not None:
+    if q.subject is not None and not texts:
         s = q.subject
         if q.include_children:
             w.add(
@@ -75,10 +81,14 @@ def _filtered(
         )
     if q.query:
         _match(w, search.parse(q.query), engine.is_postgres, fts_driven, window)
-    if q.contains:
+    if q.contains and texts:
+        _contains_by_texts(w, q.contains, engine.is_postgres)
+    elif q.contains:
         _contains(w, org, q, engine.is_postgres)
     if not q.show_deleted:
         w.add('"delete_time" IS NULL')
+        if texts:
+            w.add('"t"."t_live"')  # before the join: deleted notes' texts are not joined
     return w
 
 
@@ -139,32 +149,20 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+_HAYSTACK = 'lower("title" || \' \' || "body")'  # PostgreSQL: notes_contains indexes this
+
+
 def _contains(w: _Where, org: str, q: ListQuery, postgres: bool) -> None:
-    """Title or body containing text, case-insensitively. Three characters or more go through
-    a trigram index (SQLite FTS5 trigram, PostgreSQL pg_trgm); shorter text is a scan of the
-    notes the other filters leave (a subject's, for customer notes). On SQLite, a subject's
-    notes are scanned in note_texts (migration 12): its own few pages, compared in C."""
+    """Title or body containing text, case-insensitively, beyond a single subject (that one
+    is _contains_by_texts). Three characters or more go through a trigram index (SQLite FTS5
+    trigram, PostgreSQL pg_trgm); shorter text is a scan of the notes the other filters leave
+    (an order's and its items', say)."""
     text = q.contains
     if postgres:
-        haystack = 'lower("title" || \' \' || "body")'  # notes_contains indexes this
         if len(text) >= TRIGRAM:
-            w.add(f"{haystack} LIKE lower(?)", _like(text))
+            w.add(f"{_HAYSTACK} LIKE lower(?)", _like(text))
         else:
-            w.add(f"strpos({haystack}, lower(?)) > 0", text)
-        return
-    if q.subject is not None and not q.include_children:
-        # The cost follows the subject, never how common the text is across every
-        # organization. (Looking each of its notes up in the trigram index by rowid re-reads a
-        # common trigram's whole doclist per note: a large subject took minutes.)
-        s = q.subject
-        w.add(
-            '"number" IN (SELECT "number" FROM "note_texts" WHERE "org" = ?'
-            ' AND "subject_type" = ? AND "subject_id" = ? AND instr("folded", ?) > 0)',
-            org,
-            s.type.value,
-            s.id,
-            db.folded(text),
-        )
+            w.add(f"strpos({_HAYSTACK}, lower(?)) > 0", text)
         return
     if len(text) < TRIGRAM or q.subject is not None:
         # An order with its items' notes: a scan of those notes.
@@ -172,6 +170,65 @@ def _contains(w: _Where, org: str, q: ListQuery, postgres: bool) -> None:
         return
     phrase = '"' + text.replace('"', '""') + '"'
     w.add('"number" IN (SELECT rowid FROM notes_trgm WHERE notes_trgm MATCH ?)', phrase)
+
+
+# A subject's notes containing a text (customer notes' q) are read from note_texts
+# (migrations 12 and 13): each note's folded text in the subject's order, on a few pages of
+# their own, where the notes themselves each sit on a page of their own. The statement walks
+# them newest first and joins each match to its note for the other filters, so a common text
+# stops at the page's end and a rare one reads the subject's texts, not its notes. (Written as
+# "number" IN (SELECT ... note_texts ...), SQLite builds the whole list of matches first and
+# PostgreSQL walks notes_by_subject instead: docs/benchmarks.md.) The cost follows the subject,
+# never how common the text is across every organization.
+_TEXTS_SOURCE = (
+    '(SELECT "number" AS "t_number", "live" AS "t_live", "folded" AS "t_folded"'
+    ' FROM "note_texts" WHERE "org" = ? AND "subject_type" = ? AND "subject_id" = ?) AS "t"'
+    ' {join} "notes" ON "notes"."number" = "t"."t_number"'
+)
+
+
+def _by_texts(q: ListQuery) -> bool:
+    return bool(q.contains) and q.subject is not None and not q.include_children
+
+
+def _texts_source(org: str, q: ListQuery) -> tuple[str, list[object]]:
+    engine = db.current()
+    # SQLite: CROSS JOIN keeps note_texts the outer loop, whatever the other filters are.
+    join = "JOIN" if engine.is_postgres else "CROSS JOIN"
+    sql = _TEXTS_SOURCE.format(join=join).replace("?", engine.database.param)
+    return sql, [org, q.subject.type.value, q.subject.id]
+
+
+def _contains_by_texts(w: _Where, text: str, postgres: bool) -> None:
+    if postgres:
+        # t_folded is NULL for a text too long for note_texts' index: tested on the note.
+        w.add('("t"."t_folded" IS NULL OR strpos("t"."t_folded", lower(?)) > 0)', text)
+        w.add(f'("t"."t_folded" IS NOT NULL OR strpos({_HAYSTACK}, lower(?)) > 0)', text)
+    else:
+        w.add('instr("t"."t_folded", ?) > 0', db.folded(text))
+
+
+def _count_by_texts(org: str, q: ListQuery) -> int:
+    """The count of a subject's notes containing a text, when nothing else filters them: from
+    note_texts alone (live says which notes are not deleted), no note read."""
+    engine = db.current()
+    s = q.subject
+    w = _Where(engine.database.param)
+    w.add('"org" = ? AND "subject_type" = ? AND "subject_id" = ?', org, s.type.value, s.id)
+    if not q.show_deleted:
+        w.add('"live"')
+    if engine.is_postgres:
+        w.add(
+            '(strpos("folded", lower(?)) > 0 OR ("folded" IS NULL AND EXISTS (SELECT 1'
+            ' FROM "notes" WHERE "notes"."number" = "note_texts"."number"'
+            f" AND strpos({_HAYSTACK}, lower(?)) > 0)))",
+            q.contains,
+            q.contains,
+        )
+    else:
+        w.add('instr("folded", ?) > 0', db.folded(q.contains))
+    sql = f'SELECT COUNT(*) FROM "note_texts" WHERE {w.sql}'
+    return int(engine.database.execute_sql(sql, w.params).fetchone()[0])
 
 
 # A search with nothing narrower to go by (no subject, linked record or tag) walks the FTS
@@ -192,17 +249,25 @@ def list_notes(org: str, q: ListQuery, *, before: int, limit: int, offset: int) 
     if postgres and _index_driven(q):
         return _list_by_windows(org, q, before=before, limit=limit, offset=offset)
     fts_driven = _index_driven(q) and not postgres
-    w = _filtered(org, q, fts_driven=fts_driven)
-    source, number = (_FROM_FTS, '"notes_fts"."rowid"') if fts_driven else ('"notes"', '"number"')
+    texts = _by_texts(q)
+    w = _filtered(org, q, fts_driven=fts_driven, texts=texts)
+    params: list[object] = []
+    if fts_driven:
+        source, number = _FROM_FTS, '"notes_fts"."rowid"'
+    elif texts:
+        (source, params), number = _texts_source(org, q), '"t"."t_number"'
+    else:
+        source, number = '"notes"', '"number"'
     if before:
         w.add(f"{number} < ?", before)
     page = f"FROM {source} WHERE {w.sql} ORDER BY {number} DESC LIMIT {int(limit)}"
     if offset:
         page += f" OFFSET {int(offset)}"
-    if db.current().is_postgres:
-        rows = db.current().database.execute_sql(f"SELECT {_ALL_COLUMNS} {page}", w.params)
+    params += w.params
+    if postgres:
+        rows = db.current().database.execute_sql(f"SELECT {_ALL_COLUMNS} {page}", params)
         return _decode_all(rows.fetchall())
-    return _list_sqlite(org, page, w.params)
+    return _list_sqlite(org, page, params)
 
 
 def _next_shift(end: str, longest: str) -> str:
@@ -305,7 +370,22 @@ def _list_sqlite(org: str, page: str, params: list) -> list[Note]:
     return [found[n] for n in sorted(found, reverse=True)]  # newest first, whatever order
 
 
+_PAGING = ("page_size", "page_token", "offset", "include_total_size")
+
+
 def count_notes(org: str, q: ListQuery) -> int:
-    w = _filtered(org, q)
-    sql = f'SELECT COUNT(*) FROM "notes" WHERE {w.sql}'
-    return int(db.current().database.execute_sql(sql, w.params).fetchone()[0])
+    if not _by_texts(q):
+        w = _filtered(org, q)
+        sql = f'SELECT COUNT(*) FROM "notes" WHERE {w.sql}'
+        return int(db.current().database.execute_sql(sql, w.params).fetchone()[0])
+    if q == ListQuery(
+        subject=q.subject,
+        contains=q.contains,
+        show_deleted=q.show_deleted,
+        **{k: getattr(q, k) for k in _PAGING},
+    ):
+        return _count_by_texts(org, q)  # nothing but the subject and the text filter them
+    w = _filtered(org, q, texts=True)
+    source, params = _texts_source(org, q)
+    sql = f"SELECT COUNT(*) FROM {source} WHERE {w.sql}"
+    return int(db.current().database.execute_sql(sql, params + w.params).fetchone()[0])
