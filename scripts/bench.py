@@ -115,6 +115,7 @@ class Store:
     load_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
     targets: dict[str, object] = field(default_factory=dict)
+    reused: bool = False  # loaded by an earlier run (bench_ab.py --store): not loaded again
 
     def size_bytes(self) -> int:
         if self.path is not None:
@@ -137,6 +138,13 @@ class Store:
 
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+
+def reuse_store(url: str, admin_url: str) -> Store:
+    """The store at url (what --keep printed), kept as it is afterwards."""
+    if url.startswith("sqlite"):
+        return Store(url, "sqlite", path=Path(url.removeprefix("sqlite:///")), reused=True)
+    return Store(url, "postgres", admin_url=admin_url, reused=True)
 
 
 def make_store(database_url: str, workdir: Path, name: str) -> Store:
@@ -200,6 +208,24 @@ def add_newer_notes(store: Store, count: int) -> None:
         db.close()
 
 
+def _loaded(engine):
+    """What bench_dataset.load said about a store it loaded earlier (a reused store)."""
+    import bench_dataset
+
+    hot = bench_dataset.hot_subjects(3)
+    ph = engine.database.param
+    with engine.database.connection_context():
+        first, last, count = engine.database.execute_sql(
+            f"SELECT min(number), max(number), count(*) FROM notes WHERE org = {ph}", (ORG,)
+        ).fetchone()
+        size = engine.database.execute_sql(
+            f"SELECT count(*) FROM notes WHERE org = {ph} AND subject_type = {ph}"
+            f" AND subject_id = {ph}",
+            (ORG, hot[0].type.value, hot[0].id),
+        ).fetchone()[0]
+    return bench_dataset.Dataset(ORG, count, 0, hot, size, first, last)
+
+
 def load_store(store: Store, notes: int, subjects: int) -> Store:
     """Bulk-loads the store in this process, then picks what the scenarios aim at."""
     import bench_dataset
@@ -217,7 +243,11 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
                 last[0] = time.perf_counter()
                 print(f"  loaded {done:,}/{total:,} notes", flush=True)
 
-        data = bench_dataset.load(ORG, notes, subjects=subjects, progress=progress)
+        if store.reused:
+            data = _loaded(engine)
+            notes = data.notes
+        else:
+            data = bench_dataset.load(ORG, notes, subjects=subjects, progress=progress)
         store.notes = notes
         store.load_seconds = data.seconds
         store.phases = data.phases
@@ -242,11 +272,18 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
                 .order_by(NoteRow.number)
                 .first()
             )
-            orders = engine.database.execute_sql(
-                "SELECT subject_id, count(*) FROM notes WHERE org = {} AND subject_type = "
-                "'order' GROUP BY subject_id".format("%s" if engine.is_postgres else "?"),
-                (ORG,),
-            ).fetchall()
+            orders, customers = (
+                engine.database.execute_sql(
+                    "SELECT subject_id, count(*) FROM notes WHERE org = {} AND subject_type = "
+                    "'{}' GROUP BY subject_id".format("%s" if engine.is_postgres else "?", kind),
+                    (ORG,),
+                ).fetchall()
+                for kind in ("order", "customer")
+            )
+            # The customer with the median number of notes (the issue's list rows: "50 notes
+            # on each listed subject"), beside the hot one.
+            typical = sorted((n, sid) for sid, n in customers if sid not in hot_ids)
+            typical = typical[len(typical) // 2]
             cold = sorted(((n, sid) for sid, n in orders if sid not in hot_ids), key=lambda x: x[0])
             numeric = [sid for _, sid in cold if sid.isdigit()]
             uuids = [sid for _, sid in cold if not sid.isdigit()]
@@ -275,6 +312,8 @@ def load_store(store: Store, notes: int, subjects: int) -> Store:
             "newstore_post_order": newstore_post,
             "newstore_order": newstore,
             "newstore_notes": counts[newstore],
+            "typical_customer": typical[1],
+            "typical_customer_notes": typical[0],
             "word": data.search_word,
             "phrase": data.search_phrase,
         }
@@ -618,6 +657,13 @@ def http_scenarios(store: Store, creds: dict[str, str]) -> list[Scenario]:
             note=f"{t['hot_size']:,} notes, limit 50, with count",
         ),
         Scenario(
+            "typical customer notes GET",
+            "http",
+            f"/admin/customers/{t['typical_customer']}/notes",
+            headers=jwt,
+            note=f"{t['typical_customer_notes']:,} notes, limit 50, with count",
+        ),
+        Scenario(
             "customer notes POST",
             "http",
             f"/admin/customers/{t['cold_customer']}/notes",
@@ -778,6 +824,30 @@ def contains_scenarios(server: Server, store: Store, creds: dict[str, str]) -> l
                 headers=jwt,
                 note=f"'{shown}' ({len(text)} chars), limit 50, with count",
                 baseline=plain_http,
+            )
+        )
+    # The issue's own setting ("50 notes on each listed subject"): the typical customer.
+    path = f"/admin/customers/{urllib.parse.quote(str(t['typical_customer']))}/notes"
+    plain_typical = plain_http.replace("hot customer", "typical customer")
+    out.append(
+        Scenario(
+            plain_typical,
+            "http",
+            path,
+            headers=jwt,
+            note=f"{t['typical_customer_notes']:,} notes, limit 50, with count",
+        )
+    )
+    for label, text in (("common", "the"), ("rare", t["word"]), ("20-word sentence", sentence)):
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        out.append(
+            Scenario(
+                f"contains: customer notes GET q, typical customer, {label}",
+                "http",
+                f"{path}?{urllib.parse.urlencode({'q': text})}",
+                headers=jwt,
+                note=f"'{shown}' ({len(text)} chars), limit 50, with count",
+                baseline=plain_typical,
             )
         )
     return out
@@ -1484,6 +1554,9 @@ def targets(rows: list[Row], floors, transcoding, rss, stores: list[Store]) -> l
         if first and deep:
             check("  page 51 rps / page 1 rps", deep.median("rps") / first.median("rps"), 0.85)
         for r in rows:
+            q_row = r.name.startswith("contains: customer notes GET q")
+            if r.store == big and r.workers == w and q_row and r.results:
+                check(f"  {r.name} p99 ms", r.median("p99_ms"), 50, better_high=False, fmt="{:.1f}")
             if r.store == big and r.workers == w and r.name.startswith("search") and r.results:
                 check(f"  {r.name} p99 ms", r.median("p99_ms"), 50, better_high=False, fmt="{:.1f}")
             if r.store == big and r.workers == w and r.name.endswith(" GET"):

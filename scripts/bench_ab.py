@@ -50,13 +50,17 @@ def main() -> int:
     p.add_argument(
         "--keep", action="store_true", help="keep the store (for EXPLAIN); prints where it is"
     )
+    p.add_argument("--store", default="", help="a store an earlier --keep kept: not loaded again")
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     args.profile = ""
     workdir = Path(tempfile.mkdtemp(prefix="notes-bench-ab-"))
     jwt = secrets.token_urlsafe(32)
-    store = bench.make_store(args.database_url, workdir, "big")
+    if args.store:
+        store = bench.reuse_store(args.store, args.database_url)
+    else:
+        store = bench.make_store(args.database_url, workdir, "big")
     servers: dict[str, bench.Server] = {}
     try:
         bench.load_store(store, args.notes, args.subjects)

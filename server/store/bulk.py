@@ -256,5 +256,5 @@ class _PostgresWriter(_Writer):
     def maintain(self) -> None:
         # VACUUM sets the visibility map (index-only scans); it cannot run in a transaction,
         # and the pooled connection is in autocommit between transactions.
-        for table in ("notes", "note_tags", "note_links", "note_events", "subjects"):
+        for table in ("notes", "note_tags", "note_links", "note_events", "subjects", "note_texts"):
             self.database.execute_sql(f"VACUUM (ANALYZE) {table}")
