@@ -453,8 +453,7 @@ _POSTGRES_TEXTS = (
     subject_id TEXT NOT NULL,
     number BIGINT NOT NULL,
     live BOOLEAN NOT NULL,
-    folded TEXT,
-    PRIMARY KEY (org, subject_type, subject_id, number) INCLUDE (live, folded)
+    folded TEXT
 )""",
     """CREATE FUNCTION {schema}.note_texts_folded(n {schema}.notes) RETURNS TEXT
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -487,6 +486,9 @@ $$""",
     """INSERT INTO note_texts (org, subject_type, subject_id, number, live, folded)
 SELECT org, subject_type, subject_id, number, delete_time IS NULL, note_texts_folded(notes)
 FROM notes""",
+    # After the fill: built sorted, the index is 228 MB at 1M notes instead of 368.
+    """ALTER TABLE note_texts
+    ADD PRIMARY KEY (org, subject_type, subject_id, number) INCLUDE (live, folded)""",
 )
 
 
