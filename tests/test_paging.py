@@ -99,3 +99,33 @@ def test_a_token_reveals_neither_its_position_nor_its_filter():
     assert tokens.issue(fingerprint, 4243) != token
     with pytest.raises(ValidationFailed):
         PageTokens(b"another secret").read(token, fingerprint)
+
+
+@pytest.mark.parametrize("contains", ["", "zqcount"])
+def test_the_total_is_the_same_whether_the_first_page_holds_every_note_or_not(tenant, contains):
+    """A first page that holds every match is its own count; any other page is counted."""
+    for i in range(5):
+        tenant.create(f"zqcount {i}")
+    tenant.create("other")  # matches only without contains
+    expected = 5 if contains else 6
+
+    def page(**fields) -> pb.ListNotesResponse:
+        request = pb.ListNotesRequest(
+            subject=CUS_1, contains=contains, include_total_size=True, **fields
+        )
+        return tenant.notes.ListNotes(request, metadata=tenant.auth)
+
+    whole = page(page_size=expected)
+    assert (len(whole.notes), whole.total_size, whole.next_page_token) == (expected, expected, "")
+    assert page(page_size=expected + 10).total_size == expected
+    short = page(page_size=expected - 1)
+    assert (len(short.notes), short.total_size) == (expected - 1, expected)
+    rest = page(page_size=expected - 1, page_token=short.next_page_token)
+    assert (len(rest.notes), rest.total_size) == (1, expected)
+    skipped = page(page_size=expected, offset=2)
+    assert (len(skipped.notes), skipped.total_size) == (expected - 2, expected)
+    without = tenant.notes.ListNotes(
+        pb.ListNotesRequest(subject=CUS_1, contains=contains, page_size=expected),
+        metadata=tenant.auth,
+    )
+    assert without.total_size == 0

@@ -462,14 +462,19 @@ def list_notes(p: Principal, q: ListQuery, tokens: PageTokens) -> NotePage:
     fingerprint = _filter_fingerprint(q)
     before = tokens.read(q.page_token, fingerprint) if q.page_token else 0
     with uow.reading():
-        # Counted first, so that an offset past the end reads no rows at all.
         counted = q.include_total_size or q.offset > validation.OFFSET_MAX
-        total = search.count_notes(p.org, q) if counted else 0
+        # The first page, when it holds every match, is its own count (a search that finds a
+        # few notes reads them once, not twice). Past it, counted first, so that an offset
+        # past the end reads no rows at all.
+        first = not before and not q.offset
+        total = search.count_notes(p.org, q) if counted and not first else 0
         if counted and q.offset and q.offset >= total:
             notes = []
         else:
             validation.validate_offset_walk(q.offset)
             notes = search.list_notes(p.org, q, before=before, limit=size + 1, offset=q.offset)
+            if counted and first:
+                total = len(notes) if len(notes) <= size else search.count_notes(p.org, q)
     page = NotePage(notes[:size], total_size=total if q.include_total_size else 0)
     if len(notes) > size:
         page.next_page_token = tokens.issue(fingerprint, page.notes[-1].row)
