@@ -1133,8 +1133,11 @@ def cpu_snapshot(pids: list[int]) -> dict:
 def run_scenario(server: Server, sc: Scenario, args, workdir: Path, profile_to: Path | None):
     server = serving(server, sc)
     offset = server.log_offset()
-    # py-spy follows one process: the gateway's own for HTTP rows when it has one.
-    profiled = server.gateway_pids[0] if sc.kind == "http" and server.gateway_pids else None
+    # py-spy follows one process: the gateway's own for HTTP rows when it has one, the last
+    # gRPC worker for gRPC rows (the gateway's process is listed after the workers), and the
+    # floor app, listed last, for the floor rows.
+    workers = [pid for pid in server.pids if pid not in server.gateway_pids]
+    profiled = server.gateway_pids[0] if sc.kind == "http" and server.gateway_pids else workers[-1]
     if sc.floor_app:
         profiled = None
     spy = None
