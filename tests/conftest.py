@@ -92,6 +92,26 @@ def make_database(engine: str, tmp: Path) -> tuple[str, callable]:
     return f"{PG_URL}{sep}schema={schema}", drop
 
 
+def run_on_fresh_database(engine: str, tmp: Path, script: str):
+    """What script (Python, given the database URL as argv[1]) prints as JSON, run in a
+    process of its own against a fresh database of the engine, dropped afterwards."""
+    if engine == "postgres" and not PG_URL:
+        pytest.skip("NOTES_TEST_POSTGRES_URL is not set")
+    url, drop = make_database(engine, tmp)
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", script, url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp,
+        )
+        assert probe.returncode == 0, probe.stderr
+        return json.loads(probe.stdout)
+    finally:
+        drop()
+
+
 def start_service(
     database_url: str,
     cwd: Path,

@@ -3,9 +3,6 @@ distinct consecutive numbers, and an upgrade keeps every number it finds."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from concurrent import futures
 
 import httpx
@@ -14,7 +11,7 @@ from notes.v1 import notes_pb2 as pb
 
 from server.domain.model import SubjectType
 
-from .conftest import PG_URL, make_database
+from .conftest import run_on_fresh_database
 
 THREADS = 8
 EACH = 5
@@ -95,21 +92,7 @@ print(json.dumps(out))
 def test_the_upgrade_keeps_every_number_and_counts_on_from_each_organizations_last(
     engine, tmp_path
 ):
-    if engine == "postgres" and not PG_URL:
-        pytest.skip("NOTES_TEST_POSTGRES_URL is not set")
-    url, drop = make_database(engine, tmp_path)
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", UPGRADE, url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-        assert probe.returncode == 0, probe.stderr
-        assert json.loads(probe.stdout) == {
-            "a": {"old": {"1": "note_1", "3": "note_3", "9": "note_9"}, "new": 10},
-            "b": {"old": {"2": "note_2", "7": "note_7"}, "new": 8},
-        }
-    finally:
-        drop()
+    assert run_on_fresh_database(engine, tmp_path, UPGRADE) == {
+        "a": {"old": {"1": "note_1", "3": "note_3", "9": "note_9"}, "new": 10},
+        "b": {"old": {"2": "note_2", "7": "note_7"}, "new": 8},
+    }

@@ -20,12 +20,12 @@ from notes.v1 import notes_pb2_grpc as pb_grpc
 from server.store import migrations
 
 from .conftest import (
-    PG_URL,
     error_info,
     lifecycle,
     make_database,
     new_tenant,
     rpc_lines,
+    run_on_fresh_database,
     start_service,
     stop_service,
 )
@@ -366,23 +366,9 @@ print(json.dumps({"before": before, "after": migrations.current_version(engine),
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_an_older_database_upgrades_in_place_without_loss(engine, tmp_path):
-    if engine == "postgres" and not PG_URL:
-        pytest.skip("NOTES_TEST_POSTGRES_URL is not set")
-    url, drop = make_database(engine, tmp_path)
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", UPGRADE_PROBE, url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-            cwd=tmp_path,
-        )
-        assert json.loads(probe.stdout) == {
-            "before": 1,
-            "after": migrations.LATEST,
-            "body": "kept",
-            "found": ["kept"],
-        }
-    finally:
-        drop()
+    assert run_on_fresh_database(engine, tmp_path, UPGRADE_PROBE) == {
+        "before": 1,
+        "after": migrations.LATEST,
+        "body": "kept",
+        "found": ["kept"],
+    }

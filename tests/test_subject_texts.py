@@ -4,15 +4,11 @@ deletions, long texts and other organizations come out as they do for any list."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import grpc
 import pytest
 from notes.v1 import notes_pb2 as pb
 
-from .conftest import PG_URL, make_database
+from .conftest import run_on_fresh_database
 
 CUS_1 = pb.SubjectRef(type=pb.SUBJECT_TYPE_CUSTOMER, id="cus_1")
 
@@ -148,21 +144,7 @@ print(json.dumps(out))
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_the_upgrade_fills_note_texts_with_what_is_live(engine, tmp_path):
-    if engine == "postgres" and not PG_URL:
-        pytest.skip("NOTES_TEST_POSTGRES_URL is not set")
-    url, drop = make_database(engine, tmp_path)
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", UPGRADE, url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-        assert probe.returncode == 0, probe.stderr
-        assert json.loads(probe.stdout) == {
-            "False": {"ids": ["note_3", "note_1"], "count": 2},
-            "True": {"ids": ["note_3", "note_2", "note_1"], "count": 3},
-        }
-    finally:
-        drop()
+    assert run_on_fresh_database(engine, tmp_path, UPGRADE) == {
+        "False": {"ids": ["note_3", "note_1"], "count": 2},
+        "True": {"ids": ["note_3", "note_2", "note_1"], "count": 3},
+    }

@@ -423,9 +423,9 @@ def _contains_by_subject(engine: Engine) -> list[str]:
 # Migration 13: whether each note is live, beside its folded text, so that a subject's count
 # for customer notes' q reads note_texts alone; and the same table on PostgreSQL, where a
 # subject's notes each sit on a heap page of their own (testing 10,000 of them read 9,700
-# pages) and note_texts' primary key holds the texts in the subject's order (index-only: 288
-# pages). A B-tree entry holds at most 2,704 bytes, so a text that would not fit with its keys
-# is NULL there and read from notes (server/store/search.py, _by_texts).
+# pages) and note_texts' primary key holds the texts in the subject's order (index-only: 300
+# to 500 pages). A B-tree entry holds at most 2,704 bytes, so a text that would not fit with
+# its keys is NULL there and read from notes (server/store/search.py, _contains_by_texts).
 NOTE_TEXT_BYTES = 2000
 
 _SQLITE_LIVE_TEXTS = """
